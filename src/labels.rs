@@ -1,0 +1,38 @@
+//! Label and annotation keys, finalizer names and the field manager: the constants every
+//! controller, the façade and kubectl users agree on.
+
+/// The one field manager every kubefoundry write uses for server-side apply.
+pub const FIELD_MANAGER: &str = "kubefoundry";
+
+/// The GUID of the org an object belongs to.
+pub const ORG_GUID: &str = "kubefoundry.dev/org-guid";
+/// The GUID of the space an object belongs to.
+pub const SPACE_GUID: &str = "kubefoundry.dev/space-guid";
+/// The GUID of the app an object belongs to.
+pub const APP_GUID: &str = "kubefoundry.dev/app-guid";
+/// The process type of a process and its children.
+pub const PROCESS_TYPE: &str = "kubefoundry.dev/process-type";
+/// The GUID of the package a build or droplet came from.
+pub const PACKAGE_GUID: &str = "kubefoundry.dev/package-guid";
+/// The GUID of the build a droplet came from.
+pub const BUILD_GUID: &str = "kubefoundry.dev/build-guid";
+/// The GUID of the domain a route is on.
+pub const DOMAIN_GUID: &str = "kubefoundry.dev/domain-guid";
+/// The GUID of the route an Ingress or Service serves.
+pub const ROUTE_GUID: &str = "kubefoundry.dev/route-guid";
+/// The GUID of the service instance a binding binds.
+pub const SERVICE_INSTANCE_GUID: &str = "kubefoundry.dev/service-instance-guid";
+/// The CF role type of a CFRole and its RoleBindings.
+pub const ROLE_TYPE: &str = "kubefoundry.dev/role-type";
+/// The display name of an org or space, on its Namespace (truncated to a valid label value).
+pub const DISPLAY_NAME: &str = "kubefoundry.dev/display-name";
+
+/// Marks every object kubefoundry creates, for pruning by selector.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// The value of [`MANAGED_BY`].
+pub const MANAGED_BY_VALUE: &str = "kubefoundry";
+
+/// Guards deletion of an org until its namespace and everything in it are gone.
+pub const ORG_FINALIZER: &str = "kubefoundry.dev/org";
+/// Guards deletion of a space until its namespace and everything in it are gone.
+pub const SPACE_FINALIZER: &str = "kubefoundry.dev/space";
