@@ -1,8 +1,9 @@
 //! The `kubefoundry` binary: one executable, one subcommand per role.
 
-use std::{io::Write, path::PathBuf, process::ExitCode};
+use std::{io::Write, net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
 
 /// The Cloud Foundry v3 API on any Kubernetes cluster.
 #[derive(Parser)]
@@ -20,12 +21,44 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Run the simulated Kubernetes API server (no cluster needed) until interrupted.
+    Sim {
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:6443")]
+        listen: SocketAddr,
+        /// Write an admin kubeconfig here (user `admin`, group `system:masters`).
+        #[arg(long, value_name = "FILE")]
+        kubeconfig_out: PathBuf,
+        /// Persist every write under this directory; without it, state lives in memory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Extra bearer tokens in kube-apiserver's --token-auth-file CSV format.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// Serve HTTPS with a generated CA (written into the kubeconfig).
+        #[arg(long)]
+        tls: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
         Command::Crds { out } => crds(out),
+        Command::Sim { listen, kubeconfig_out, data_dir, token_file, tls } => {
+            let options = kubefoundry_sim::Options {
+                listen: Some(listen),
+                data_dir,
+                token_file,
+                tls,
+                config: kubefoundry_sim::Config::default(),
+            };
+            runtime().and_then(|rt| rt.block_on(sim(options, kubeconfig_out)))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -46,4 +79,35 @@ fn crds(out: Option<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
         None => std::io::stdout().write_all(kubefoundry::crd::all_yaml()?.as_bytes())?,
     }
     Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Box<dyn std::error::Error>> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+async fn sim(options: kubefoundry_sim::Options, kubeconfig: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
+    let running = kubefoundry_sim::start(options).await?;
+    running.write_kubeconfig(&kubeconfig)?;
+    eprintln!("kubefoundry sim serving {} (kubeconfig: {})", running.url, kubeconfig.display());
+    shutdown_signal().await;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
 }

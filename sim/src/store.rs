@@ -1,0 +1,271 @@
+//! The object store: every object as JSON under one monotonically increasing resourceVersion,
+//! with a bounded event history for watches (compacted like etcd, hence 410 Gone).
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+};
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+/// Where an object is stored: its resource (`group/plural`), namespace (empty when cluster
+/// scoped) and name. Ordered so a resource's or a namespace's objects are one range.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    /// `group/plural`, such as `apps/deployments` or `/configmaps`.
+    pub resource: String,
+    /// The namespace, or empty.
+    pub namespace: String,
+    /// The object name.
+    pub name: String,
+}
+
+impl Key {
+    /// A key from its parts.
+    pub fn new(resource: &str, namespace: &str, name: &str) -> Self {
+        Self { resource: resource.to_owned(), namespace: namespace.to_owned(), name: name.to_owned() }
+    }
+}
+
+/// What happened to an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    /// Created.
+    Added,
+    /// Changed.
+    Modified,
+    /// Removed.
+    Deleted,
+}
+
+impl EventType {
+    /// The watch event `type` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "ADDED",
+            Self::Modified => "MODIFIED",
+            Self::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as watches replay it.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// The resourceVersion the change was written at.
+    pub rv: u64,
+    /// What happened.
+    pub kind: EventType,
+    /// Where.
+    pub key: Key,
+    /// The object after the change (for deletes: its last state, at the delete's resourceVersion).
+    pub object: Arc<Value>,
+    /// The object before the change, so filtered watches can tell objects entering and leaving.
+    pub prev: Option<Arc<Value>>,
+}
+
+/// What a write decided to do.
+pub enum Write {
+    /// Store this object (create or replace). Its resourceVersion is set by the store.
+    Put(Value),
+    /// Remove the object.
+    Delete,
+    /// Nothing changed: no new resourceVersion, no event.
+    Unchanged,
+}
+
+/// What a write did.
+#[derive(Debug, Clone)]
+pub enum Written {
+    /// Stored at a new resourceVersion.
+    Stored(Arc<Value>),
+    /// Removed; the last state.
+    Deleted(Arc<Value>),
+    /// Nothing changed; the current state, if any.
+    Unchanged(Option<Arc<Value>>),
+}
+
+/// A durable backing for the store (the embedded database under `--data-dir`).
+pub trait Persistence: Send + Sync {
+    /// Records a put or (for `None`) a delete together with the store's resourceVersion.
+    fn record(&self, key: &Key, object: Option<&Value>, rv: u64) -> Result<(), String>;
+}
+
+struct Inner {
+    objects: BTreeMap<Key, Arc<Value>>,
+    rv: u64,
+    history: VecDeque<Arc<Event>>,
+    compacted: u64,
+}
+
+/// The store shared by every request and background controller.
+pub struct Store {
+    inner: Mutex<Inner>,
+    events: broadcast::Sender<Arc<Event>>,
+    history_limit: usize,
+    persistence: Option<Box<dyn Persistence>>,
+}
+
+impl Store {
+    /// An empty in-memory store keeping `history_limit` events for watch replay.
+    pub fn new(history_limit: usize) -> Self {
+        let (events, _) = broadcast::channel(16_384);
+        Self {
+            inner: Mutex::new(Inner { objects: BTreeMap::new(), rv: 1, history: VecDeque::new(), compacted: 1 }),
+            events,
+            history_limit: history_limit.max(1),
+            persistence: None,
+        }
+    }
+
+    /// A store holding previously persisted objects, writing through to `persistence`.
+    pub fn restored(
+        history_limit: usize,
+        objects: Vec<(Key, Value)>,
+        rv: u64,
+        persistence: Box<dyn Persistence>,
+    ) -> Self {
+        let mut store = Self::new(history_limit);
+        store.persistence = Some(persistence);
+        if let Ok(inner) = store.inner.get_mut() {
+            inner.objects = objects.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+            inner.rv = rv.max(1);
+            inner.compacted = inner.rv;
+        }
+        store
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The current resourceVersion.
+    pub fn revision(&self) -> u64 {
+        self.lock().rv
+    }
+
+    /// One object.
+    pub fn get(&self, key: &Key) -> Option<Arc<Value>> {
+        self.lock().objects.get(key).cloned()
+    }
+
+    /// Every object of a resource (in one namespace, or all when `namespace` is `None`), in
+    /// key order, with the resourceVersion the list was read at.
+    pub fn list(&self, resource: &str, namespace: Option<&str>) -> (Vec<(Key, Arc<Value>)>, u64) {
+        let inner = self.lock();
+        let start = Key::new(resource, namespace.unwrap_or(""), "");
+        let items = inner
+            .objects
+            .range(start..)
+            .take_while(|(k, _)| k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        (items, inner.rv)
+    }
+
+    /// Whether any object of any resource lives in `namespace`, and how many.
+    pub fn count_in_namespace(&self, namespace: &str) -> usize {
+        self.lock().objects.keys().filter(|k| k.namespace == namespace).count()
+    }
+
+    /// Every key in a namespace, for namespace deletion.
+    pub fn keys_in_namespace(&self, namespace: &str) -> Vec<Key> {
+        self.lock().objects.keys().filter(|k| k.namespace == namespace).cloned().collect()
+    }
+
+    /// Every object, for garbage collection sweeps.
+    pub fn snapshot(&self) -> Vec<(Key, Arc<Value>)> {
+        self.lock().objects.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Reads, decides and writes one object atomically: `decide` sees the current object and
+    /// returns what to write, or an error that leaves the store untouched.
+    pub fn write<E>(
+        &self,
+        key: &Key,
+        decide: impl FnOnce(Option<&Value>) -> Result<Write, E>,
+    ) -> Result<Written, E> {
+        let mut inner = self.lock();
+        let current = inner.objects.get(key).cloned();
+        let decision = decide(current.as_deref())?;
+        let (kind, object) = match decision {
+            Write::Unchanged => return Ok(Written::Unchanged(current)),
+            Write::Put(mut object) => {
+                let rv = inner.rv + 1;
+                set_resource_version(&mut object, rv);
+                let kind = if current.is_some() { EventType::Modified } else { EventType::Added };
+                (kind, Arc::new(object))
+            }
+            Write::Delete => {
+                let Some(current) = current.clone() else { return Ok(Written::Unchanged(None)) };
+                let mut last = (*current).clone();
+                set_resource_version(&mut last, inner.rv + 1);
+                (EventType::Deleted, Arc::new(last))
+            }
+        };
+        inner.rv += 1;
+        let rv = inner.rv;
+        if let Some(p) = &self.persistence {
+            let stored = (kind != EventType::Deleted).then_some(&*object);
+            if let Err(err) = p.record(key, stored, rv) {
+                tracing::error!(%err, "persisting a write failed; the data dir is behind memory");
+            }
+        }
+        if kind == EventType::Deleted {
+            inner.objects.remove(key);
+        } else {
+            inner.objects.insert(key.clone(), object.clone());
+        }
+        let event = Arc::new(Event { rv, kind, key: key.clone(), object: object.clone(), prev: current });
+        inner.history.push_back(event.clone());
+        while inner.history.len() > self.history_limit {
+            if let Some(old) = inner.history.pop_front() {
+                inner.compacted = old.rv;
+            }
+        }
+        // Sending under the lock keeps the channel in resourceVersion order.
+        let _ = self.events.send(event);
+        drop(inner);
+        Ok(match kind {
+            EventType::Deleted => Written::Deleted(object),
+            _ => Written::Stored(object),
+        })
+    }
+
+    /// Starts a watch from `since`: the events after it still in history, then a live feed.
+    /// Fails with the oldest resourceVersion still available when `since` was compacted away.
+    pub fn watch_from(&self, since: u64) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), u64> {
+        let inner = self.lock();
+        if since < inner.compacted {
+            return Err(inner.compacted);
+        }
+        let receiver = self.events.subscribe();
+        let replay = inner.history.iter().filter(|e| e.rv > since).cloned().collect();
+        Ok((replay, receiver))
+    }
+
+    /// A live feed of every change from now on, for background controllers.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.events.subscribe()
+    }
+
+    /// Drops all history up to now, so watches from older resourceVersions get 410 Gone.
+    pub fn compact(&self) {
+        let mut inner = self.lock();
+        inner.history.clear();
+        inner.compacted = inner.rv;
+    }
+
+    /// The oldest resourceVersion a watch may start from.
+    pub fn compacted_revision(&self) -> u64 {
+        self.lock().compacted
+    }
+}
+
+/// Sets `metadata.resourceVersion`.
+pub fn set_resource_version(object: &mut Value, rv: u64) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".to_owned(), Value::String(rv.to_string()));
+    }
+}
