@@ -2013,6 +2013,89 @@ mod tests {
         );
     }
 
+    // Expected values below were checked against `kubectl patch --local`, which runs the same
+    // apimachinery code as kube-apiserver.
+    #[test]
+    fn smp_order_follows_apimachinerys_view_of_the_mutated_live_list() {
+        let live = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "c", "image": "c"}, {"name": "d", "image": "d"},
+            {"name": "a", "image": "a", "env": [{"name": "Z", "value": "1"}, {"name": "X", "value": "2"}, {"name": "Y", "value": "3"}]}
+        ]}}}});
+        let patch = json!({"spec": {"template": {"spec": {
+            "$setElementOrder/containers": [{"name": "c"}, {"name": "b"}],
+            "containers": [{"name": "d", "$patch": "delete"}, {"name": "b"}]
+        }}}});
+        let out = smp("apps", "Deployment", &live, &patch).unwrap();
+        let names: Vec<&Value> = containers(&out)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| &c["name"])
+            .collect();
+        assert_eq!(names, [&json!("c"), &json!("a"), &json!("b")]);
+
+        let patch = json!({"spec": {"template": {"spec": {"containers": [{
+            "name": "a",
+            "$setElementOrder/env": [{"name": "W"}, {"name": "Z"}, {"name": "Y"}],
+            "env": [{"name": "W", "value": null}, {"name": "Z", "$patch": "delete"}]
+        }]}}}});
+        let out = smp("apps", "Deployment", &live, &patch).unwrap();
+        assert_eq!(
+            containers(&out)[2]["env"],
+            json!([{"name": "X", "value": "2"}, {"name": "W", "value": null}, {"name": "Y", "value": "3"}])
+        );
+    }
+
+    #[test]
+    fn smp_kubectl_apply_on_other_kinds() {
+        let out = smp(
+            "",
+            "Secret",
+            &json!({"type": "Opaque", "data": {"a": "MQ=="}}),
+            &json!({"data": {"a": null, "b": "Mg=="}, "stringData": {"c": "3"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            json!({"type": "Opaque", "data": {"b": "Mg=="}, "stringData": {"c": "3"}})
+        );
+        let out = smp(
+            "",
+            "Namespace",
+            &json!({"metadata": {"name": "n", "labels": {"a": "1"}}}),
+            &json!({"metadata": {"labels": {"a": null, "b": "2"}}}),
+        )
+        .unwrap();
+        assert_eq!(out, json!({"metadata": {"name": "n", "labels": {"b": "2"}}}));
+        let rb = json!({"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+                        "subjects": [{"kind": "User", "name": "alice"}, {"kind": "User", "name": "bob"}]});
+        let out = smp(
+            "rbac.authorization.k8s.io",
+            "RoleBinding",
+            &rb,
+            &json!({"subjects": [{"kind": "User", "name": "carol"}]}),
+        )
+        .unwrap();
+        assert_eq!(out["subjects"], json!([{"kind": "User", "name": "carol"}]));
+        let job = json!({"spec": {"backoffLimit": 3, "template": {"spec": {"restartPolicy": "Never", "containers": [
+            {"name": "j", "image": "busybox", "command": ["sh", "-c", "true"]}]}}}});
+        let patch = json!({"spec": {"template": {"spec": {"$setElementOrder/containers": [{"name": "j"}],
+                                                          "containers": [{"name": "j", "command": ["false"]}]}}}});
+        let out = smp("batch", "Job", &job, &patch).unwrap();
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "j", "image": "busybox", "command": ["false"]}])
+        );
+        let ing = json!({"metadata": {"annotations": {"a": "1"}}, "spec": {"ingressClassName": "nginx",
+            "rules": [{"host": "a.example.com"}], "tls": [{"hosts": ["a.example.com"]}]}});
+        let out = smp("networking.k8s.io", "Ingress", &ing, &json!({"metadata": {"annotations": {"a": null}}, "spec": {"rules": [{"host": "b.example.com"}], "tls": null}}))
+            .unwrap();
+        assert_eq!(
+            out,
+            json!({"metadata": {"annotations": {}}, "spec": {"ingressClassName": "nginx", "rules": [{"host": "b.example.com"}]}})
+        );
+    }
+
     #[test]
     fn smp_multi_key_lists_compare_every_key() {
         let lists = |path: &[&str]| {

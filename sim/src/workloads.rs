@@ -517,7 +517,7 @@ fn log_lines(p: &Value, container: &str) -> Vec<(String, String)> {
         .map(|(n, line)| {
             let offset = jiff::SignedDuration::from_millis(i64::try_from(n).unwrap_or(0) * 5000 / 1000 * 1000);
             let ts = start_ts.checked_add(offset).unwrap_or(start_ts);
-            (ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ").to_string(), line)
+            (format!("{}.{:09}Z", ts.strftime("%Y-%m-%dT%H:%M:%S"), ts.subsec_nanosecond()), line)
         })
         .collect()
 }

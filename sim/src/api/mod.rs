@@ -172,7 +172,14 @@ pub fn decode_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
         .unwrap_or("application/json");
     let media = content_type.split(';').next().unwrap_or("").trim();
     if media == crate::protobuf::PROTOBUF_CONTENT_TYPE {
-        return crate::protobuf::decode(body).map_err(|e| ApiError::unsupported_media_type(&e.to_string()));
+        return crate::protobuf::decode(body).map_err(|e| match e {
+            crate::protobuf::ProtobufError::UnsupportedKind { .. }
+            | crate::protobuf::ProtobufError::UnsupportedContentType(_)
+            | crate::protobuf::ProtobufError::UnsupportedContentEncoding(_) => {
+                ApiError::unsupported_media_type(&e.to_string())
+            }
+            _ => ApiError::bad_request(e.to_string()),
+        });
     }
     if body.is_empty() {
         return Err(ApiError::bad_request("the body of the request was empty"));

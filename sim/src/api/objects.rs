@@ -72,6 +72,15 @@ fn key(rt: &ResourceType, namespace: &str, name: &str) -> Key {
     Key::new(&rt.key(), namespace, name)
 }
 
+fn without_type(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(map) = object.as_object_mut() {
+        map.remove("apiVersion");
+        map.remove("kind");
+    }
+    object
+}
+
 /// Adds `apiVersion` and `kind`, which kube-apiserver always returns on single objects.
 pub fn with_type(rt: &ResourceType, object: &Value) -> Value {
     let mut object = object.clone();
@@ -187,7 +196,8 @@ fn list(cluster: &Cluster, rt: &ResourceType, namespace: &str, ctx: &Ctx) -> Api
                 next = Some(position);
             }
         }
-        items.push(if rt.custom { with_type(rt, &object) } else { (*object).clone() });
+        // Typed lists of built-in kinds carry apiVersion and kind only on the list itself.
+        items.push(if rt.custom { with_type(rt, &object) } else { without_type(&object) });
     }
     let mut metadata = json!({"resourceVersion": list_rv.to_string()});
     if remaining > 0 {
@@ -462,8 +472,13 @@ pub fn prepare(w: &mut WriteCtx<'_>, old: Option<&Value>, mut new: Value, fields
             }
         }
         schema.default(&mut new);
-        let old_for_rules = if w.sub == "status" || w.sub.is_empty() { old } else { None };
-        let causes = schema.validate(&new, old_for_rules);
+        let validation = if w.sub == "status" {
+            schema.validate_status(&new, old)
+        } else {
+            schema.validate_full(&new, old, &[])
+        };
+        w.warnings.extend(validation.warnings);
+        let causes = validation.causes;
         if !causes.is_empty() {
             let message = crate::schema::render(&causes);
             let list: Vec<Value> = causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect();
