@@ -27,6 +27,12 @@ pub const ROLE_TYPE: &str = "kubefoundry.dev/role-type";
 /// The display name of an org or space, on its Namespace (truncated to a valid label value).
 pub const DISPLAY_NAME: &str = "kubefoundry.dev/display-name";
 
+/// On every child: a hash of the spec kubefoundry last applied, so an unchanged desire skips
+/// the write entirely.
+pub const APPLIED_HASH: &str = "kubefoundry.dev/applied-hash";
+/// On children that cannot carry an owner reference (Namespaces): `Kind/namespace/name` of the owner.
+pub const OWNER: &str = "kubefoundry.dev/owner";
+
 /// Marks every object kubefoundry creates, for pruning by selector.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// The value of [`MANAGED_BY`].
@@ -36,3 +42,5 @@ pub const MANAGED_BY_VALUE: &str = "kubefoundry";
 pub const ORG_FINALIZER: &str = "kubefoundry.dev/org";
 /// Guards deletion of a space until its namespace and everything in it are gone.
 pub const SPACE_FINALIZER: &str = "kubefoundry.dev/space";
+/// Guards deletion of a role until its bindings in other namespaces are gone.
+pub const ROLE_FINALIZER: &str = "kubefoundry.dev/role";

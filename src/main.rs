@@ -39,6 +39,21 @@ enum Command {
         #[arg(long)]
         tls: bool,
     },
+    /// Run every reconciler against the cluster from KUBECONFIG (or in-cluster config).
+    Controller {
+        /// The root namespace, where CFOrgs, CFDomains and global CFRoles live.
+        #[arg(long, env = "KUBEFOUNDRY_ROOT_NAMESPACE", default_value = "cf")]
+        root_namespace: String,
+        /// Namespace of the leader-election Lease (defaults to the root namespace).
+        #[arg(long)]
+        lease_namespace: Option<String>,
+        /// This replica's identity for leader election (defaults to the host name and pid).
+        #[arg(long, env = "POD_NAME")]
+        identity: Option<String>,
+        /// Prefix for CF user and group names in RBAC subjects.
+        #[arg(long, default_value = "")]
+        user_prefix: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -58,6 +73,17 @@ fn main() -> ExitCode {
                 config: kubefoundry_sim::Config::default(),
             };
             runtime().and_then(|rt| rt.block_on(sim(options, kubeconfig_out)))
+        }
+        Command::Controller { root_namespace, lease_namespace, identity, user_prefix } => {
+            let defaults = kubefoundry::controller::Config::default();
+            let config = kubefoundry::controller::Config {
+                lease_namespace: lease_namespace.unwrap_or_else(|| root_namespace.clone()),
+                root_namespace,
+                identity: identity.unwrap_or(defaults.identity.clone()),
+                user_prefix,
+                ..defaults
+            };
+            runtime().and_then(|rt| rt.block_on(controller(config)))
         }
     };
     match result {
@@ -90,6 +116,12 @@ async fn sim(options: kubefoundry_sim::Options, kubeconfig: PathBuf) -> Result<(
     running.write_kubeconfig(&kubeconfig)?;
     eprintln!("kubefoundry sim serving {} (kubeconfig: {})", running.url, kubeconfig.display());
     shutdown_signal().await;
+    Ok(())
+}
+
+async fn controller(config: kubefoundry::controller::Config) -> Result<(), Box<dyn std::error::Error>> {
+    let client = kube::Client::try_default().await?;
+    kubefoundry::controller::run(client, config, shutdown_signal()).await?;
     Ok(())
 }
 

@@ -29,7 +29,10 @@ pub struct Index {
 }
 
 impl Index {
-    fn observe(&mut self, key: &Key, object: Option<&Value>) {
+    /// Records `key`'s new state (`None`: deleted). `previous` is the state the change replaced,
+    /// whose uid is dropped: looking it up beats scanning every uid, which made each event cost
+    /// O(objects) and let the loop fall behind (and rebuild) at 100k objects.
+    fn observe(&mut self, key: &Key, previous: Option<&Value>, object: Option<&Value>) {
         if let Some(old) = self.owners_of.remove(key) {
             for owner in old {
                 if let Some(set) = self.dependents.get_mut(&owner) {
@@ -40,7 +43,11 @@ impl Index {
                 }
             }
         }
-        self.by_uid.retain(|_, k| k != key);
+        if let Some(uid) = previous.and_then(|p| p.pointer("/metadata/uid")).and_then(Value::as_str) {
+            if self.by_uid.get(uid) == Some(key) {
+                self.by_uid.remove(uid);
+            }
+        }
         let Some(object) = object else { return };
         if let Some(uid) = object.pointer("/metadata/uid").and_then(Value::as_str) {
             self.by_uid.insert(uid.to_owned(), key.clone());
@@ -79,8 +86,8 @@ impl Requeue {
     }
 }
 
-/// Starts the controllers; they run until the runtime shuts down.
-pub fn spawn(cluster: Arc<Cluster>) {
+/// Starts the controllers; they run until the returned task is aborted or the runtime shuts down.
+pub fn spawn(cluster: Arc<Cluster>) -> tokio::task::JoinHandle<()> {
     let mut events = cluster.store.subscribe();
     let (tx, mut timers) = mpsc::unbounded_channel::<Key>();
     let requeue = Requeue(tx);
@@ -94,7 +101,7 @@ pub fn spawn(cluster: Arc<Cluster>) {
             }
         };
         for (key, object) in cluster.store.snapshot() {
-            index.observe(&key, Some(&object));
+            index.observe(&key, None, Some(&object));
             enqueue(key, &mut queue, &mut queued);
         }
         loop {
@@ -122,7 +129,7 @@ pub fn spawn(cluster: Arc<Cluster>) {
                         // Missed events: rebuild the index and look at everything again.
                         index = Index::default();
                         for (key, object) in cluster.store.snapshot() {
-                            index.observe(&key, Some(&object));
+                            index.observe(&key, None, Some(&object));
                             enqueue(key, &mut queue, &mut queued);
                         }
                     }
@@ -131,7 +138,7 @@ pub fn spawn(cluster: Arc<Cluster>) {
                 Some(key) = timers.recv() => enqueue(key, &mut queue, &mut queued),
             }
         }
-    });
+    })
 }
 
 fn handle_event(event: &crate::store::Event, index: &mut Index, mut enqueue: impl FnMut(Key)) {
@@ -157,7 +164,7 @@ fn handle_event(event: &crate::store::Event, index: &mut Index, mut enqueue: imp
         // A deleted custom object may unblock its CRD's cleanup.
         enqueue(Key::new("apiextensions.k8s.io/customresourcedefinitions", "", &crd_name(&event.key.resource)));
     }
-    index.observe(&event.key, object);
+    index.observe(&event.key, event.prev.as_deref(), object);
     for k in owner_keys {
         enqueue(k);
     }

@@ -111,7 +111,15 @@ const DNS1123_LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 const DNS1123_SUBDOMAIN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 
 fn matches(pattern: &str, s: &str) -> bool {
-    regex::Regex::new(pattern).is_ok_and(|r| r.is_match(s))
+    // Compiled once: every create checks a name, and compiling the pattern costs far more than
+    // matching it.
+    static COMPILED: std::sync::LazyLock<[(&str, Option<regex::Regex>); 2]> = std::sync::LazyLock::new(|| {
+        [DNS1123_LABEL, DNS1123_SUBDOMAIN].map(|p| (p, regex::Regex::new(p).ok()))
+    });
+    match COMPILED.iter().find(|(p, _)| *p == pattern) {
+        Some((_, compiled)) => compiled.as_ref().is_some_and(|r| r.is_match(s)),
+        None => regex::Regex::new(pattern).is_ok_and(|r| r.is_match(s)),
+    }
 }
 
 /// Checks an object name the way the type's apiserver validation does.

@@ -105,8 +105,8 @@ impl PatchError {
 /// object merges into an object, anything else replaces. Like evanphx/json-patch, nulls inside
 /// values that are added or that replace a non-object are pruned from objects (also objects
 /// nested in arrays), while an array or scalar replacing an object is taken as is. A patch that
-/// is not an object or array is returned unchanged (kube-apiserver refuses those; see
-/// [`try_merge_patch`]).
+/// is not an object or array is itself the result, as RFC 7386 has it (kube-apiserver refuses
+/// such patches; see [`try_merge_patch`]).
 pub fn merge_patch(target: &Value, patch: &Value) -> Value {
     match (target, patch) {
         (Value::Object(doc), Value::Object(p)) => {
@@ -187,8 +187,8 @@ fn prune_nulls(v: Value) -> Value {
 ///
 /// evanphx's departures from the RFC are kept: negative array indices count from the end,
 /// `replace` and `copy` treat a missing object member as null (so `replace` adds it), `test` of
-/// `null` passes on a missing member, a missing `value` means null, and a path without a leading
-/// `/` is resolved from its last segment only.
+/// `null` passes on a missing member, a missing `value` means null, and whatever comes before a
+/// path's first `/` is ignored (`a/b` means `/b`).
 pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
     let ops: &[Value] = match patch {
         Value::Null => &[],

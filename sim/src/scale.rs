@@ -5,10 +5,16 @@ use axum::{body::Bytes, response::Response};
 use serde_json::{Value, json};
 
 use crate::{
-    api::{ApiError, ApiResult, Ctx, decode_body, ok, objects::finalizers},
+    api::{
+        ApiError, ApiResult, Ctx, decode_body,
+        objects::{TypeSchema, field_manager, finalizers},
+        ok,
+    },
     cluster::Cluster,
+    managed,
     registry::ResourceType,
     store::{Key, Write},
+    time::now_rfc3339,
 };
 
 struct Paths {
@@ -64,7 +70,7 @@ pub fn get(cluster: &Cluster, rt: &ResourceType, namespace: &str, name: &str) ->
     Ok(ok(&scale_of(rt, &object)))
 }
 
-fn set_replicas(cluster: &Cluster, rt: &ResourceType, namespace: &str, name: &str, replicas: i64, rv: Option<String>) -> ApiResult<Response> {
+fn set_replicas(cluster: &Cluster, rt: &ResourceType, namespace: &str, name: &str, ctx: &Ctx, replicas: i64, rv: Option<String>) -> ApiResult<Response> {
     if replicas < 0 {
         return Err(ApiError::invalid(rt, name, &format!("spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"), json!([{"reason": "FieldValueInvalid", "message": format!("Invalid value: {replicas}: must be greater than or equal to 0"), "field": "spec.replicas"}])));
     }
@@ -89,6 +95,19 @@ fn set_replicas(cluster: &Cluster, rt: &ResourceType, namespace: &str, name: &st
         let generation = next.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
         next["metadata"]["generation"] = json!(generation);
         let _ = finalizers(&next);
+        // kube-apiserver's scale handler records the writer as owning the replicas field, as
+        // `(manager, Update, <parent version>, "scale")`, and takes it from everyone else, so a
+        // later server-side apply of another replica count conflicts (the `kubectl scale` vs
+        // Helm/HPA case) instead of silently winning.
+        let next = managed::update(
+            Some(current),
+            &next,
+            &field_manager(ctx),
+            &TypeSchema(rt),
+            &now_rfc3339(),
+            &rt.api_version(),
+            Some("scale"),
+        );
         Ok(Write::Put(next))
     })?;
     let object = match written {
@@ -103,7 +122,7 @@ pub fn update(cluster: &Cluster, rt: &ResourceType, namespace: &str, name: &str,
     let scale = decode_body(&ctx.headers, body)?;
     let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
     let rv = scale.pointer("/metadata/resourceVersion").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
-    set_replicas(cluster, rt, namespace, name, replicas, rv)
+    set_replicas(cluster, rt, namespace, name, ctx, replicas, rv)
 }
 
 /// `PATCH .../scale` (merge or strategic: both just carry `spec.replicas`).
@@ -113,6 +132,5 @@ pub fn patch(cluster: &Cluster, rt: &ResourceType, namespace: &str, name: &str, 
         .pointer("/spec/replicas")
         .and_then(Value::as_i64)
         .ok_or_else(|| ApiError::bad_request("the scale patch must set spec.replicas"))?;
-    let _ = ctx;
-    set_replicas(cluster, rt, namespace, name, replicas, None)
+    set_replicas(cluster, rt, namespace, name, ctx, replicas, None)
 }

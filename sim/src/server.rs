@@ -76,11 +76,16 @@ pub struct Running {
     /// TLS material when serving HTTPS.
     pub tls: Option<Arc<Tls>>,
     server: tokio::task::JoinHandle<()>,
+    controllers: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         self.server.abort();
+        self.controllers.abort();
+        // Open connections and watches may hold the cluster a while longer; the data dir is
+        // released now, so a server started next on it opens it (as after a process exit).
+        self.cluster.store.detach_persistence();
     }
 }
 
@@ -151,7 +156,7 @@ pub async fn start(options: Options) -> Result<Running, Error> {
         options.config.anonymous_is_admin = true;
     }
     let cluster = build(&options, &admin_token, tls.as_deref())?;
-    controllers::spawn(cluster.clone());
+    let controllers = controllers::spawn(cluster.clone());
     let router = api::router(cluster.clone());
     let scheme = if tls.is_some() { "https" } else { "http" };
     let server = match tls.clone() {
@@ -162,7 +167,7 @@ pub async fn start(options: Options) -> Result<Running, Error> {
             }
         }),
     };
-    Ok(Running { addr, url: format!("{scheme}://{addr}"), admin_token, cluster, tls, server })
+    Ok(Running { addr, url: format!("{scheme}://{addr}"), admin_token, cluster, tls, server, controllers })
 }
 
 impl Running {

@@ -2,7 +2,8 @@
 //! with a bounded event history for watches (compacted like etcd, hence 410 Gone).
 
 use std::{
-    collections::{BTreeMap, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
+    ops::Bound,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
@@ -86,6 +87,19 @@ pub enum Written {
     Unchanged(Option<Arc<Value>>),
 }
 
+/// One page of a list, read by [`Store::list_page`].
+#[derive(Debug)]
+pub struct Page {
+    /// The objects, in key order.
+    pub items: Vec<Arc<Value>>,
+    /// The key of the last item, when matching objects follow it.
+    pub last: Option<Key>,
+    /// How many matching objects follow the page.
+    pub remaining: usize,
+    /// The resourceVersion the page shows.
+    pub rv: u64,
+}
+
 /// A durable backing for the store (the embedded database under `--data-dir`).
 pub trait Persistence: Send + Sync {
     /// Records a put or (for `None`) a delete together with the store's resourceVersion.
@@ -104,7 +118,9 @@ pub struct Store {
     inner: Mutex<Inner>,
     events: broadcast::Sender<Arc<Event>>,
     history_limit: usize,
-    persistence: Option<Box<dyn Persistence>>,
+    /// Behind its own lock so a stopped server can let go of its data dir (see
+    /// [`Store::detach_persistence`]); always taken after `inner`, never before it.
+    persistence: Mutex<Option<Box<dyn Persistence>>>,
 }
 
 impl Store {
@@ -115,7 +131,7 @@ impl Store {
             inner: Mutex::new(Inner { objects: BTreeMap::new(), rv: 1, history: VecDeque::new(), compacted: 1 }),
             events,
             history_limit: history_limit.max(1),
-            persistence: None,
+            persistence: Mutex::new(None),
         }
     }
 
@@ -127,7 +143,7 @@ impl Store {
         persistence: Box<dyn Persistence>,
     ) -> Self {
         let mut store = Self::new(history_limit);
-        store.persistence = Some(persistence);
+        store.persistence = Mutex::new(Some(persistence));
         if let Ok(inner) = store.inner.get_mut() {
             inner.objects = objects.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
             inner.rv = rv.max(1);
@@ -138,6 +154,13 @@ impl Store {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stops writing through to the data dir and closes it, so another server may open it; a
+    /// restart of kube-apiserver releases etcd the same way. Later writes stay in memory only.
+    pub fn detach_persistence(&self) {
+        let _inner = self.lock();
+        self.persistence.lock().unwrap_or_else(PoisonError::into_inner).take();
     }
 
     /// The current resourceVersion.
@@ -162,6 +185,111 @@ impl Store {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         (items, inner.rv)
+    }
+
+    /// Like [`Store::list`], but as the store was at resourceVersion `rv`, rebuilt by undoing
+    /// the history after it, so a paginated list stays one consistent snapshot as etcd serves
+    /// it. `None` when that history was compacted away.
+    pub fn list_at(&self, resource: &str, namespace: Option<&str>, rv: u64) -> Option<Vec<(Key, Arc<Value>)>> {
+        let inner = self.lock();
+        if rv < inner.compacted {
+            return None;
+        }
+        let in_scope = |k: &Key| k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns);
+        let start = Key::new(resource, namespace.unwrap_or(""), "");
+        let mut objects: BTreeMap<Key, Arc<Value>> = inner
+            .objects
+            .range(start..)
+            .take_while(|(k, _)| in_scope(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        // History holds every event after `compacted`, newest last; undo those after `rv`.
+        for event in inner.history.iter().rev().take_while(|e| e.rv > rv) {
+            if !in_scope(&event.key) {
+                continue;
+            }
+            match &event.prev {
+                Some(prev) => objects.insert(event.key.clone(), prev.clone()),
+                None => objects.remove(&event.key),
+            };
+        }
+        Some(objects.into_iter().collect())
+    }
+
+    /// One page of a list: the objects of a resource (in one namespace, or all) that pass
+    /// `keep`, in key order, after the `(namespace, name)` position `after`, at most `limit` of
+    /// them, as the store is now or, with `at`, as it was at that resourceVersion (as
+    /// [`Store::list_at`] rebuilds it). `None` when that history was compacted away.
+    ///
+    /// It copies out reference counts, never keys, and a continued page seeks to its start:
+    /// copying every key of the resource for every page made paging through 100k objects
+    /// quadratic. `keep` runs under the store lock, so it must be cheap.
+    pub fn list_page(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+        at: Option<u64>,
+        after: Option<(&str, &str)>,
+        limit: Option<usize>,
+        keep: impl Fn(&Value) -> bool,
+    ) -> Option<Page> {
+        let inner = self.lock();
+        let rv = at.unwrap_or(inner.rv);
+        if rv < inner.compacted {
+            return None;
+        }
+        let in_scope = |k: &Key| k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns);
+        // Keys compare as (namespace, name) tuples, the map's own order; comparing "ns/name"
+        // strings would misorder namespaces like `a` and `a-b` ('-' sorts before '/').
+        let past = |k: &Key| after.is_none_or(|(ns, name)| (k.namespace.as_str(), k.name.as_str()) > (ns, name));
+        // The earliest change after `rv` to a key knows what the key held at `rv`.
+        let mut undo: HashMap<&Key, Option<&Arc<Value>>> = HashMap::new();
+        for event in inner.history.iter().rev().take_while(|e| e.rv > rv) {
+            if in_scope(&event.key) {
+                undo.insert(&event.key, event.prev.as_ref());
+            }
+        }
+        let start = match after {
+            Some((ns, name)) if namespace.is_none_or(|scope| scope == ns) => {
+                Bound::Excluded(Key::new(resource, ns, name))
+            }
+            _ => Bound::Included(Key::new(resource, namespace.unwrap_or(""), "")),
+        };
+        let current = inner.objects.range((start, Bound::Unbounded)).take_while(|(k, _)| in_scope(k));
+        let mut entries: Vec<(&Key, &Arc<Value>)> = if undo.is_empty() {
+            current.collect()
+        } else {
+            current
+                .filter_map(|(k, v)| match undo.get(k) {
+                    None => Some((k, v)),
+                    Some(prev) => prev.map(|p| (k, p)),
+                })
+                .collect()
+        };
+        // Objects deleted since `rv` are gone from the map but belong to the snapshot.
+        let deleted = undo.iter().filter(|(k, _)| !inner.objects.contains_key(**k));
+        let before = entries.len();
+        entries.extend(deleted.filter_map(|(k, prev)| prev.map(|p| (*k, p))));
+        if entries.len() > before {
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+        }
+        let mut page = Page { items: Vec::new(), last: None, remaining: 0, rv };
+        let mut last = None;
+        for (k, v) in entries {
+            if !past(k) || !keep(v) {
+                continue;
+            }
+            if limit.is_some_and(|l| page.items.len() >= l) {
+                page.remaining += 1;
+                continue;
+            }
+            page.items.push(v.clone());
+            last = Some(k);
+        }
+        if page.remaining > 0 {
+            page.last = last.cloned();
+        }
+        Some(page)
     }
 
     /// Whether any object of any resource lives in `namespace`, and how many.
@@ -206,7 +334,7 @@ impl Store {
         };
         inner.rv += 1;
         let rv = inner.rv;
-        if let Some(p) = &self.persistence {
+        if let Some(p) = self.persistence.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
             let stored = (kind != EventType::Deleted).then_some(&*object);
             if let Err(err) = p.record(key, stored, rv) {
                 tracing::error!(%err, "persisting a write failed; the data dir is behind memory");
@@ -267,5 +395,60 @@ impl Store {
 pub fn set_resource_version(object: &mut Value, rv: u64) {
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert("resourceVersion".to_owned(), Value::String(rv.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn put(store: &Store, ns: &str, name: &str) {
+        let object = json!({"metadata": {"name": name, "namespace": ns}});
+        store.write(&Key::new("/configmaps", ns, name), |_| Ok::<_, ()>(Write::Put(object))).unwrap();
+    }
+
+    fn names(page: &Page) -> Vec<String> {
+        page.items.iter().map(|o| format!("{}/{}", o["metadata"]["namespace"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap())).collect()
+    }
+
+    #[test]
+    fn pages_follow_key_order_across_namespaces() {
+        let store = Store::new(100);
+        for (ns, name) in [("a", "x"), ("a", "y"), ("a-b", "x"), ("b", "x")] {
+            put(&store, ns, name);
+        }
+        let first = store.list_page("/configmaps", None, None, None, Some(2), |_| true).unwrap();
+        assert_eq!(names(&first), ["a/x", "a/y"]);
+        assert_eq!(first.remaining, 2);
+        let last = first.last.unwrap();
+        let second = store
+            .list_page("/configmaps", None, Some(first.rv), Some((&last.namespace, &last.name)), Some(2), |_| true)
+            .unwrap();
+        // "a-b/x" sorts before "a/y" as a string; as a key it follows it and must not be lost.
+        assert_eq!(names(&second), ["a-b/x", "b/x"]);
+        assert_eq!((second.remaining, second.last), (0, None));
+    }
+
+    #[test]
+    fn pages_show_the_snapshot_they_started_from() {
+        let store = Store::new(100);
+        for name in ["a", "b", "c", "d"] {
+            put(&store, "ns", name);
+        }
+        let first = store.list_page("/configmaps", Some("ns"), None, None, Some(1), |_| true).unwrap();
+        assert_eq!(names(&first), ["ns/a"]);
+        put(&store, "ns", "bb");
+        store.write(&Key::new("/configmaps", "ns", "c"), |_| Ok::<_, ()>(Write::Delete)).unwrap();
+        put(&store, "ns", "d");
+        let rest = store.list_page("/configmaps", Some("ns"), Some(first.rv), Some(("ns", "a")), None, |_| true).unwrap();
+        assert_eq!(names(&rest), ["ns/b", "ns/c", "ns/d"]);
+        let d = &rest.items[2];
+        assert_eq!(d["metadata"]["resourceVersion"], json!(first.rv.to_string()));
+        let now = store.list_page("/configmaps", Some("ns"), None, None, None, |o| o["metadata"]["name"] != "b").unwrap();
+        assert_eq!(names(&now), ["ns/a", "ns/bb", "ns/d"]);
+        store.compact();
+        assert!(store.list_page("/configmaps", Some("ns"), Some(first.rv), None, None, |_| true).is_none());
     }
 }

@@ -504,13 +504,16 @@ fn log_lines(p: &Value, container: &str) -> Vec<(String, String)> {
         .and_then(|cs| cs.iter().find(|c| c["name"] == container))
         .and_then(|c| c["image"].as_str())
         .unwrap_or("");
-    let mut lines = vec![format!("Starting container {container} (image {image})")];
-    if custom.is_empty() {
+    // Declared output is all a container logs, as a real one logs only what it prints; the
+    // synthetic banner and heartbeats stand in only when nothing was declared.
+    let lines: Vec<String> = if custom.is_empty() {
         let elapsed = time::seconds_since(start).unwrap_or(0).clamp(0, 3600);
-        lines.extend((1..=elapsed / 5).map(|n| format!("{container}: heartbeat {n}")));
+        std::iter::once(format!("Starting container {container} (image {image})"))
+            .chain((1..=elapsed / 5).map(|n| format!("{container}: heartbeat {n}")))
+            .collect()
     } else {
-        lines.extend(custom.lines().map(str::to_owned));
-    }
+        custom.lines().map(str::to_owned).collect()
+    };
     lines
         .into_iter()
         .enumerate()

@@ -3,6 +3,7 @@
 //! object verbs or a watch.
 
 pub mod discovery;
+pub mod encode;
 pub mod objects;
 pub mod status;
 pub mod table;

@@ -54,13 +54,21 @@ pub async fn dispatch(cluster: &Arc<Cluster>, ctx: &Ctx, body: Bytes) -> ApiResu
         ("get", "log") => crate::workloads::logs(cluster, namespace, &info.name, ctx),
         ("list", "") => list(cluster, &rt, namespace, ctx),
         ("watch", "") => super::watch::serve(cluster, rt.clone(), namespace, ctx).await,
-        ("create", "") => create(cluster, &rt, namespace, ctx, decode_body(&ctx.headers, &body)?),
+        ("create", "") => create(cluster, &rt, namespace, ctx, decode_body(&ctx.headers, &body)?)
+            .map_err(|e| decode_failure(&rt, e)),
         ("create", "token") => crate::tokens::token_request(cluster, namespace, &info.name, ctx, &body),
         ("update", "scale") => crate::scale::update(cluster, &rt, namespace, &info.name, ctx, &body),
         ("patch", "scale") => crate::scale::patch(cluster, &rt, namespace, &info.name, ctx, &body),
-        ("update", "" | "status" | "finalize") => {
-            update(cluster, &rt, namespace, &info.name, sub, ctx, decode_body(&ctx.headers, &body)?)
-        }
+        ("update", "" | "status" | "finalize") => update(
+            cluster,
+            &rt,
+            namespace,
+            &info.name,
+            sub,
+            ctx,
+            decode_body(&ctx.headers, &body)?,
+        )
+        .map_err(|e| decode_failure(&rt, e)),
         ("patch", "" | "status") => patch_object(cluster, &rt, namespace, &info.name, sub, ctx, &body),
         ("delete", "") => delete(cluster, &rt, namespace, &info.name, ctx, &body),
         ("deletecollection", "") => delete_collection(cluster, &rt, namespace, ctx, &body),
@@ -68,17 +76,23 @@ pub async fn dispatch(cluster: &Arc<Cluster>, ctx: &Ctx, body: Bytes) -> ApiResu
     }
 }
 
-fn key(rt: &ResourceType, namespace: &str, name: &str) -> Key {
-    Key::new(&rt.key(), namespace, name)
+/// A create or update body that fails strict decoding is reported the way the apiserver's
+/// decoder reports it (`KIND in version "V" cannot be handled as a KIND: strict decoding
+/// error: …`); only patches surface the bare strict decoding error.
+fn decode_failure(rt: &ResourceType, err: ApiError) -> ApiError {
+    if err.code == 400 && err.message.starts_with("strict decoding error: ") {
+        return ApiError::bad_request(format!(
+            "{kind} in version \"{}\" cannot be handled as a {kind}: {}",
+            rt.version,
+            err.message,
+            kind = rt.kind
+        ));
+    }
+    err
 }
 
-fn without_type(object: &Value) -> Value {
-    let mut object = object.clone();
-    if let Some(map) = object.as_object_mut() {
-        map.remove("apiVersion");
-        map.remove("kind");
-    }
-    object
+fn key(rt: &ResourceType, namespace: &str, name: &str) -> Key {
+    Key::new(&rt.key(), namespace, name)
 }
 
 /// Adds `apiVersion` and `kind`, which kube-apiserver always returns on single objects.
@@ -166,44 +180,31 @@ fn list(cluster: &Cluster, rt: &ResourceType, namespace: &str, ctx: &Ctx) -> Api
         Some(token) => {
             let decoded = decode_continue(token)?;
             if decoded.rv < cluster.store.compacted_revision() {
-                return Err(ApiError::new(
-                    410,
-                    "Expired",
-                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
-                ));
+                return Err(continue_expired());
             }
             Some(decoded)
         }
         None => None,
     };
     let scope = (!namespace.is_empty()).then_some(namespace);
-    let (objects, rv) = cluster.store.list(&rt.key(), scope);
-    let list_rv = after.as_ref().map_or(rv, |a| a.rv);
-    let mut items = Vec::new();
-    let mut next = None;
-    let mut remaining = 0usize;
-    for (k, object) in objects {
-        let position = format!("{}/{}", k.namespace, k.name);
-        if after.as_ref().is_some_and(|a| position <= a.start) || !filter.matches(&object) {
-            continue;
-        }
-        if let Some(limit) = limit {
-            if items.len() == limit {
-                remaining += 1;
-                continue;
-            }
-            if items.len() + 1 == limit {
-                next = Some(position);
-            }
-        }
-        // Typed lists of built-in kinds carry apiVersion and kind only on the list itself.
-        items.push(if rt.custom { with_type(rt, &object) } else { without_type(&object) });
-    }
+    // A continued list reads the snapshot its first page came from, as etcd serves it, and
+    // starts right after the last key it returned.
+    let start = after.as_ref().map(|a| a.start.split_once('/').unwrap_or(("", a.start.as_str())));
+    let page = cluster
+        .store
+        .list_page(&rt.key(), scope, after.as_ref().map(|a| a.rv), start, limit, |o| filter.matches(o))
+        .ok_or_else(continue_expired)?;
+    let (items, list_rv, remaining) = (page.items, page.rv, page.remaining);
+    let next = page.last.map(|k| format!("{}/{}", k.namespace, k.name));
     let mut metadata = json!({"resourceVersion": list_rv.to_string()});
     if remaining > 0 {
         if let Some(start) = next {
             metadata["continue"] = json!(encode_continue(&ContinueToken { rv: list_rv, start }));
-            metadata["remainingItemCount"] = json!(remaining);
+            // apiserver counts the rest only for unfiltered lists: with a selector the number
+            // left is unknown, so the field is omitted.
+            if filter.labels.is_none() && filter.fields.is_none() {
+                metadata["remainingItemCount"] = json!(remaining);
+            }
         }
     }
     if ctx.wants_table() {
@@ -212,12 +213,17 @@ fn list(cluster: &Cluster, rt: &ResourceType, namespace: &str, ctx: &Ctx) -> Api
         t["metadata"] = metadata;
         return Ok(ok(&t));
     }
-    Ok(ok(&json!({
-        "kind": format!("{}List", rt.kind),
-        "apiVersion": rt.api_version(),
-        "metadata": metadata,
-        "items": items,
-    })))
+    // Serialized from the stored values: typed lists of built-in kinds carry apiVersion and
+    // kind only on the list itself.
+    Ok(super::encode::ok_json(super::encode::list_body(rt, &metadata, &items)))
+}
+
+fn continue_expired() -> ApiError {
+    ApiError::new(
+        410,
+        "Expired",
+        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+    )
 }
 
 fn encode_continue(token: &ContinueToken) -> String {
@@ -363,15 +369,6 @@ fn spec_part(object: &Value) -> Value {
     o
 }
 
-fn without_volatile(object: &Value) -> Value {
-    let mut o = object.clone();
-    if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("managedFields");
-        meta.remove("resourceVersion");
-    }
-    o
-}
-
 /// The write pipeline every create, update and patch goes through: type checks, system
 /// metadata, status subresource rules, defaulting, pruning, validation, generation and
 /// managedFields. Returns what to store.
@@ -427,12 +424,24 @@ pub fn prepare(w: &mut WriteCtx<'_>, old: Option<&Value>, mut new: Value, fields
         meta.insert("resourceVersion".into(), json!(old_rv));
         if old.pointer("/metadata/deletionTimestamp").is_some() {
             let old_f = finalizers(old);
-            if finalizers(&new).iter().any(|f| !old_f.contains(f)) {
+            // apiserver names the offenders, sorted, in Go's %#v rendering of a []string.
+            let mut extra: Vec<String> = finalizers(&new)
+                .into_iter()
+                .filter(|f| !old_f.contains(f))
+                .collect();
+            extra.sort();
+            extra.dedup();
+            if !extra.is_empty() {
+                let quoted: Vec<String> = extra.iter().map(|f| json!(f).to_string()).collect();
+                let detail = format!(
+                    "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                    quoted.join(", ")
+                );
                 return Err(ApiError::invalid(
                     rt,
                     &name,
-                    "metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted",
-                    json!([{"reason": "FieldValueForbidden", "message": "Forbidden: no new finalizers can be added if the object is being deleted", "field": "metadata.finalizers"}]),
+                    &format!("metadata.finalizers: {detail}"),
+                    json!([{"reason": "FieldValueForbidden", "message": detail, "field": "metadata.finalizers"}]),
                 ));
             }
         }
@@ -500,10 +509,8 @@ pub fn prepare(w: &mut WriteCtx<'_>, old: Option<&Value>, mut new: Value, fields
     }
 
     if let Some(old) = old {
-        if without_volatile(old) == without_volatile(&new) {
-            return Ok(Write::Unchanged);
-        }
-        // A no-op apart from managedFields timestamps is still a no-op, as in apiserver.
+        // A no-op apart from managedFields timestamps is still a no-op, as in apiserver. A
+        // change of ownership alone (a new manager applying values already there) is a change.
         if strip_times(old) == strip_times(&new) {
             return Ok(Write::Unchanged);
         }
@@ -611,6 +618,14 @@ fn create_with(w: &mut WriteCtx<'_>, namespace: &str, mut body: Value, dry_run: 
             }
         },
     };
+    // Admission runs before a generateName is expanded, so it names the prefix.
+    let admission_name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .or_else(|| meta.get("generateName").and_then(Value::as_str))
+        .unwrap_or("")
+        .to_owned();
     meta.insert("name".into(), json!(name));
     if rt.namespaced {
         match meta.get("namespace").and_then(Value::as_str) {
@@ -623,7 +638,7 @@ fn create_with(w: &mut WriteCtx<'_>, namespace: &str, mut body: Value, dry_run: 
                 meta.insert("namespace".into(), json!(namespace));
             }
         }
-        check_namespace_open(cluster, namespace)?;
+        check_namespace_open(cluster, rt, namespace, &admission_name)?;
     } else {
         meta.remove("namespace");
     }
@@ -648,18 +663,26 @@ fn create_with(w: &mut WriteCtx<'_>, namespace: &str, mut body: Value, dry_run: 
     Ok((written, None))
 }
 
-fn check_namespace_open(cluster: &Cluster, namespace: &str) -> ApiResult<()> {
+fn check_namespace_open(cluster: &Cluster, rt: &ResourceType, namespace: &str, name: &str) -> ApiResult<()> {
     let ns = cluster
         .store
         .get(&Key::new("/namespaces", "", namespace))
         .ok_or_else(|| ApiError::namespace_not_found(namespace))?;
     if ns.pointer("/metadata/deletionTimestamp").is_some() {
+        // NamespaceLifecycle admission answers with apierrors.NewForbidden(resource, name, …).
+        let mut details = json!({"name": name, "kind": rt.plural, "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {namespace} is being terminated"), "field": "metadata.namespace"}]});
+        if !rt.group.is_empty() {
+            details["group"] = json!(rt.group);
+        }
         return Err(ApiError {
-            details: Some(json!({"causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {namespace} is being terminated"), "field": "metadata.namespace"}]})),
+            details: Some(details),
             ..ApiError::new(
                 403,
                 "Forbidden",
-                format!("unable to create new content in namespace {namespace} because it is being terminated"),
+                format!(
+                    "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                    rt.qualified()
+                ),
             )
         });
     }
@@ -774,13 +797,11 @@ fn patch_object(
     let k = key(rt, namespace, name);
     let apply_patch = |old: &Value| -> ApiResult<Value> {
         match content_type.as_str() {
-            "application/merge-patch+json" => Ok(patch::merge_patch(old, &patch_doc)),
-            "application/json-patch+json" => patch::json_patch(old, &patch_doc)
-                .map_err(|e| ApiError::new(422, "Invalid", e.to_string())),
+            "application/merge-patch+json" => patch::try_merge_patch(old, &patch_doc).map_err(patch_error),
+            "application/json-patch+json" => patch::json_patch(old, &patch_doc).map_err(patch_error),
             "application/strategic-merge-patch+json" => {
                 let lists = |path: &[&str]| builtin_list_type(&rt.group, &rt.kind, path, false);
-                patch::strategic_merge_patch(old, &patch_doc, &lists)
-                    .map_err(|e| ApiError::new(422, "Invalid", e.to_string()))
+                patch::strategic_merge_patch(old, &patch_doc, &lists).map_err(patch_error)
             }
             _ => Ok(old.clone()),
         }
@@ -796,7 +817,7 @@ fn patch_object(
         }
         let existing = cluster.store.get(&k);
         if existing.is_none() && rt.namespaced {
-            check_namespace_open(cluster, namespace)?;
+            check_namespace_open(cluster, rt, namespace, name)?;
         }
         let run = |w: &mut WriteCtx<'_>, current: Option<&Value>| -> ApiResult<Write> {
             let base = match current {
@@ -857,6 +878,16 @@ fn patch_object(
     respond_written(rt, written, false, &w.warnings)
 }
 
+fn patch_error(e: patch::PatchError) -> ApiError {
+    let status = e.to_status();
+    ApiError {
+        code: e.code(),
+        reason: e.reason(),
+        message: status["message"].as_str().unwrap_or_default().to_owned(),
+        details: status.get("details").cloned(),
+    }
+}
+
 fn apply_conflict(rt: &ResourceType, name: &str, conflicts: &managed::Conflicts) -> ApiError {
     ApiError {
         code: conflicts.code(),
@@ -875,11 +906,14 @@ pub struct DeleteOptions {
     pub uid: Option<String>,
     /// Required resourceVersion.
     pub resource_version: Option<String>,
+    /// `dryRun: ["All"]` in the body; kube-rs and client-go send it there, not in the query.
+    pub dry_run: bool,
 }
 
 fn delete_options(ctx: &Ctx, body: &Bytes) -> ApiResult<DeleteOptions> {
     let mut opts = DeleteOptions {
         propagation: ctx.param("propagationPolicy").map(str::to_owned),
+        dry_run: ctx.dry_run(),
         ..DeleteOptions::default()
     };
     if ctx.param("orphanDependents") == Some("true") {
@@ -896,6 +930,8 @@ fn delete_options(ctx: &Ctx, body: &Bytes) -> ApiResult<DeleteOptions> {
         opts.uid = value.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_owned);
         opts.resource_version =
             value.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_owned);
+        let all = |v: &Value| v.as_array().is_some_and(|a| a.iter().any(|x| x == "All"));
+        opts.dry_run |= value.get("dryRun").is_some_and(all);
     }
     if let Some(p) = &opts.propagation {
         if !matches!(p.as_str(), "Background" | "Foreground" | "Orphan") {
@@ -992,7 +1028,7 @@ pub fn delete_object(
 
 fn delete(cluster: &Cluster, rt: &ResourceType, namespace: &str, name: &str, ctx: &Ctx, body: &Bytes) -> ApiResult<Response> {
     let opts = delete_options(ctx, body)?;
-    let (written, immediate) = delete_object(cluster, rt, namespace, name, &opts, ctx.dry_run())?;
+    let (written, immediate) = delete_object(cluster, rt, namespace, name, &opts, opts.dry_run)?;
     let object = match written {
         Written::Stored(o) | Written::Deleted(o) | Written::Unchanged(Some(o)) => o,
         Written::Unchanged(None) => return Err(ApiError::not_found(rt, name)),
@@ -1019,7 +1055,7 @@ fn delete_collection(cluster: &Cluster, rt: &ResourceType, namespace: &str, ctx:
         if !filter.matches(&object) {
             continue;
         }
-        match delete_object(cluster, rt, &k.namespace, &k.name, &opts, ctx.dry_run()) {
+        match delete_object(cluster, rt, &k.namespace, &k.name, &opts, opts.dry_run) {
             Ok((Written::Stored(o) | Written::Deleted(o) | Written::Unchanged(Some(o)), _)) => {
                 items.push(with_type(rt, &o));
             }

@@ -11,11 +11,23 @@ fn column(name: &str, type_: &str, format: &str, description: &str, priority: i6
 }
 
 fn name_column() -> Value {
-    column("Name", "string", "name", "Name must be unique within a namespace.", 0)
+    column(
+        "Name",
+        "string",
+        "name",
+        "Name must be unique within a namespace.",
+        0,
+    )
 }
 
 fn age_column() -> Value {
-    column("Age", "string", "", "CreationTimestamp is a timestamp representing the server time when this object was created.", 0)
+    column(
+        "Age",
+        "string",
+        "",
+        "CreationTimestamp is a timestamp representing the server time when this object was created.",
+        0,
+    )
 }
 
 /// The column definitions for a type.
@@ -43,12 +55,27 @@ pub fn columns(rt: &ResourceType) -> Vec<Value> {
         ("", "secrets") => vec![("Type", "string"), ("Data", "integer")],
         ("", "serviceaccounts") => vec![("Secrets", "integer")],
         ("", "services") => {
-            vec![("Type", "string"), ("Cluster-IP", "string"), ("External-IP", "string"), ("Port(s)", "string")]
+            vec![
+                ("Type", "string"),
+                ("Cluster-IP", "string"),
+                ("External-IP", "string"),
+                ("Port(s)", "string"),
+            ]
         }
-        ("apps", "deployments") => vec![("Ready", "string"), ("Up-to-date", "integer"), ("Available", "integer")],
-        ("apps", "replicasets") => vec![("Desired", "integer"), ("Current", "integer"), ("Ready", "integer")],
+        ("apps", "deployments") => vec![
+            ("Ready", "string"),
+            ("Up-to-date", "integer"),
+            ("Available", "integer"),
+        ],
+        ("apps", "replicasets") => vec![
+            ("Desired", "integer"),
+            ("Current", "integer"),
+            ("Ready", "integer"),
+        ],
         ("batch", "jobs") => vec![("Status", "string"), ("Completions", "string")],
-        ("networking.k8s.io", "ingresses") => vec![("Class", "string"), ("Hosts", "string"), ("Address", "string")],
+        ("networking.k8s.io", "ingresses") => {
+            vec![("Class", "string"), ("Hosts", "string"), ("Address", "string")]
+        }
         ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => vec![("Role", "string")],
         ("apiextensions.k8s.io", "customresourcedefinitions") => vec![("Created At", "date")],
         _ => vec![],
@@ -62,7 +89,10 @@ pub fn columns(rt: &ResourceType) -> Vec<Value> {
 }
 
 fn s(v: &Value, pointer: &str) -> String {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or("").to_owned()
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
 }
 
 fn n(v: &Value, pointer: &str) -> i64 {
@@ -70,7 +100,10 @@ fn n(v: &Value, pointer: &str) -> i64 {
 }
 
 fn count(v: &Value, pointer: &str) -> usize {
-    v.pointer(pointer).map_or(0, |x| x.as_object().map_or_else(|| x.as_array().map_or(0, Vec::len), |m| m.len()))
+    v.pointer(pointer).map_or(0, |x| {
+        x.as_object()
+            .map_or_else(|| x.as_array().map_or(0, Vec::len), |m| m.len())
+    })
 }
 
 fn age(object: &Value) -> String {
@@ -79,12 +112,19 @@ fn age(object: &Value) -> String {
 
 /// Evaluates a CRD printer column's JSONPath against an object.
 fn json_path(object: &Value, path: &str) -> Value {
-    let Ok(query) = serde_json_path::JsonPath::parse(&format!("${path}")) else { return Value::Null };
+    let Ok(query) = serde_json_path::JsonPath::parse(&format!("${path}")) else {
+        return Value::Null;
+    };
     let found = query.query(object).all();
     match found.as_slice() {
         [] => Value::Null,
         [one] => (*one).clone(),
-        many => Value::String(many.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect::<Vec<_>>().join(",")),
+        many => Value::String(
+            many.iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
     }
 }
 
@@ -108,18 +148,66 @@ pub fn cells(rt: &ResourceType, object: &Value) -> Vec<Value> {
     let extra: Vec<Value> = match (rt.group.as_str(), rt.plural.as_str()) {
         ("", "namespaces") => vec![json!(s(object, "/status/phase"))],
         ("", "pods") => {
-            let statuses = object.pointer("/status/containerStatuses").and_then(Value::as_array).cloned().unwrap_or_default();
-            let total = object.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
-            let ready = statuses.iter().filter(|c| c["ready"].as_bool() == Some(true)).count();
-            let restarts: i64 = statuses.iter().map(|c| c["restartCount"].as_i64().unwrap_or(0)).sum();
-            let waiting = statuses.iter().find_map(|c| c.pointer("/state/waiting/reason").and_then(Value::as_str));
-            let phase = s(object, "/status/phase");
-            let status = if object.pointer("/metadata/deletionTimestamp").is_some() {
-                "Terminating".to_owned()
-            } else {
-                waiting.map_or(phase, str::to_owned)
-            };
-            vec![json!(format!("{ready}/{total}")), json!(status), json!(restarts.to_string())]
+            let statuses = object
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let total = object
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let ready = statuses
+                .iter()
+                .filter(|c| c["ready"].as_bool() == Some(true))
+                .count();
+            let restarts: i64 = statuses
+                .iter()
+                .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+                .sum();
+            // kubectl's printPod: the phase (or status.reason), overridden by container states
+            // walked last to first, so the first container's waiting/terminated reason wins.
+            let mut status = object
+                .pointer("/status/reason")
+                .and_then(Value::as_str)
+                .filter(|r| !r.is_empty())
+                .map_or_else(|| s(object, "/status/phase"), str::to_owned);
+            let mut has_running = false;
+            for c in statuses.iter().rev() {
+                let reason = |p: &str| c.pointer(p).and_then(Value::as_str).filter(|r| !r.is_empty());
+                if let Some(r) = reason("/state/waiting/reason") {
+                    status = r.to_owned();
+                } else if let Some(r) = reason("/state/terminated/reason") {
+                    status = r.to_owned();
+                } else if let Some(t) = c.pointer("/state/terminated") {
+                    status = match t["signal"].as_i64().filter(|s| *s != 0) {
+                        Some(signal) => format!("Signal:{signal}"),
+                        None => format!("ExitCode:{}", t["exitCode"].as_i64().unwrap_or(0)),
+                    };
+                } else if c["ready"].as_bool() == Some(true) && c.pointer("/state/running").is_some() {
+                    has_running = true;
+                }
+            }
+            if status == "Completed" && has_running {
+                let ready_condition = object
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+                status = if ready_condition {
+                    "Running".to_owned()
+                } else {
+                    "NotReady".to_owned()
+                };
+            }
+            let terminal = matches!(s(object, "/status/phase").as_str(), "Succeeded" | "Failed");
+            if object.pointer("/metadata/deletionTimestamp").is_some() && !terminal {
+                status = "Terminating".to_owned();
+            }
+            vec![
+                json!(format!("{ready}/{total}")),
+                json!(status),
+                json!(restarts.to_string()),
+            ]
         }
         ("", "configmaps") => vec![json!(count(object, "/data") + count(object, "/binaryData"))],
         ("", "secrets") => vec![json!(s(object, "/type")), json!(count(object, "/data"))],
@@ -128,13 +216,30 @@ pub fn cells(rt: &ResourceType, object: &Value) -> Vec<Value> {
             let ports: Vec<String> = object
                 .pointer("/spec/ports")
                 .and_then(Value::as_array)
-                .map(|ps| ps.iter().map(|p| format!("{}/{}", p["port"], p["protocol"].as_str().unwrap_or("TCP"))).collect())
+                .map(|ps| {
+                    ps.iter()
+                        .map(|p| format!("{}/{}", p["port"], p["protocol"].as_str().unwrap_or("TCP")))
+                        .collect()
+                })
                 .unwrap_or_default();
-            let ports = if ports.is_empty() { "<none>".to_owned() } else { ports.join(",") };
-            vec![json!(s(object, "/spec/type")), json!(s(object, "/spec/clusterIP")), json!("<none>"), json!(ports)]
+            let ports = if ports.is_empty() {
+                "<none>".to_owned()
+            } else {
+                ports.join(",")
+            };
+            vec![
+                json!(s(object, "/spec/type")),
+                json!(s(object, "/spec/clusterIP")),
+                json!("<none>"),
+                json!(ports),
+            ]
         }
         ("apps", "deployments") => vec![
-            json!(format!("{}/{}", n(object, "/status/readyReplicas"), n(object, "/spec/replicas"))),
+            json!(format!(
+                "{}/{}",
+                n(object, "/status/readyReplicas"),
+                n(object, "/spec/replicas")
+            )),
             json!(n(object, "/status/updatedReplicas")),
             json!(n(object, "/status/availableReplicas")),
         ],
@@ -144,31 +249,68 @@ pub fn cells(rt: &ResourceType, object: &Value) -> Vec<Value> {
             json!(n(object, "/status/readyReplicas")),
         ],
         ("batch", "jobs") => {
-            let done = object.pointer("/status/conditions").and_then(Value::as_array).and_then(|cs| {
-                cs.iter().find(|c| c["status"] == "True" && matches!(c["type"].as_str(), Some("Complete" | "Failed")))
+            let done = object
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .and_then(|cs| {
+                    cs.iter().find(|c| {
+                        c["status"] == "True" && matches!(c["type"].as_str(), Some("Complete" | "Failed"))
+                    })
+                });
+            let status = done.map_or("Running", |c| {
+                if c["type"] == "Complete" {
+                    "Complete"
+                } else {
+                    "Failed"
+                }
             });
-            let status = done.map_or("Running", |c| if c["type"] == "Complete" { "Complete" } else { "Failed" });
             vec![
                 json!(status),
-                json!(format!("{}/{}", n(object, "/status/succeeded"), object.pointer("/spec/completions").and_then(Value::as_i64).unwrap_or(1))),
+                json!(format!(
+                    "{}/{}",
+                    n(object, "/status/succeeded"),
+                    object
+                        .pointer("/spec/completions")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(1)
+                )),
             ]
         }
         ("networking.k8s.io", "ingresses") => {
             let hosts: Vec<String> = object
                 .pointer("/spec/rules")
                 .and_then(Value::as_array)
-                .map(|rs| rs.iter().filter_map(|r| r["host"].as_str().map(str::to_owned)).collect())
+                .map(|rs| {
+                    rs.iter()
+                        .filter_map(|r| r["host"].as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default();
             vec![
-                json!(object.pointer("/spec/ingressClassName").and_then(Value::as_str).unwrap_or("<none>")),
-                json!(if hosts.is_empty() { "*".to_owned() } else { hosts.join(",") }),
+                json!(
+                    object
+                        .pointer("/spec/ingressClassName")
+                        .and_then(Value::as_str)
+                        .unwrap_or("<none>")
+                ),
+                json!(if hosts.is_empty() {
+                    "*".to_owned()
+                } else {
+                    hosts.join(",")
+                }),
                 json!(""),
             ]
         }
         ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => {
-            vec![json!(format!("{}/{}", s(object, "/roleRef/kind"), s(object, "/roleRef/name")))]
+            vec![json!(format!(
+                "{}/{}",
+                s(object, "/roleRef/kind"),
+                s(object, "/roleRef/name")
+            ))]
         }
-        ("apiextensions.k8s.io", "customresourcedefinitions") => vec![json!(s(object, "/metadata/creationTimestamp"))],
+        ("apiextensions.k8s.io", "customresourcedefinitions") => {
+            vec![json!(s(object, "/metadata/creationTimestamp"))]
+        }
         _ => vec![],
     };
     let mut row = vec![name];

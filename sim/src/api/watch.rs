@@ -12,11 +12,14 @@ use axum::{
 use serde_json::{Value, json};
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 
-use super::{ApiError, ApiResult, Ctx, objects::{Filter, with_type}, table};
+use super::{ApiError, ApiResult, Ctx, encode::{self, Typed}, objects::{Filter, with_type}, table};
 use crate::{cluster::Cluster, registry::ResourceType, store::{Event, EventType}};
 
 struct Watch {
     rt: Arc<ResourceType>,
+    /// `rt.key()` and `rt.api_version()`, computed once rather than for every event.
+    resource: String,
+    api_version: String,
     namespace: String,
     filter: Filter,
     table: Option<TableOpts>,
@@ -28,7 +31,7 @@ struct TableOpts {
 
 impl Watch {
     fn in_scope(&self, event: &Event) -> bool {
-        event.key.resource == self.rt.key() && (self.namespace.is_empty() || event.key.namespace == self.namespace)
+        event.key.resource == self.resource && (self.namespace.is_empty() || event.key.namespace == self.namespace)
     }
 
     /// The event type the client sees, or `None` when the change is invisible through the filter.
@@ -48,11 +51,12 @@ impl Watch {
     }
 
     fn line(&self, kind: &str, object: &Value) -> Bytes {
-        let object = with_type(&self.rt, object);
-        let object = match &self.table {
-            Some(opts) => table::watch_table(&self.rt, &object, &opts.include_object),
-            None => object,
+        let Some(opts) = &self.table else {
+            // Serialized from the stored value: a copy just to add apiVersion and kind cost
+            // more than the JSON.
+            return Bytes::from(encode::watch_line(kind, &Typed::with(object, &self.api_version, &self.rt.kind)));
         };
+        let object = table::watch_table(&self.rt, &with_type(&self.rt, object), &opts.include_object);
         let mut bytes = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
         bytes.push(b'\n');
         Bytes::from(bytes)
@@ -81,6 +85,8 @@ pub async fn serve(cluster: &Arc<Cluster>, rt: Arc<ResourceType>, namespace: &st
     let filter = Filter::from_ctx(&rt, ctx)?;
     let watch = Watch {
         rt: rt.clone(),
+        resource: rt.key(),
+        api_version: rt.api_version(),
         namespace: namespace.to_owned(),
         filter,
         table: ctx.wants_table().then(|| TableOpts {
@@ -111,12 +117,11 @@ pub async fn serve(cluster: &Arc<Cluster>, rt: Arc<ResourceType>, namespace: &st
     let (replay, mut live, mut last_rv) = if from_state {
         let (replay, live, rv) = {
             let scope = (!namespace.is_empty()).then_some(namespace);
-            let (objects, rv) = cluster.store.list(&rt.key(), scope);
-            for (_, object) in objects {
-                if watch.filter.matches(&object) {
-                    initial.push(watch.line("ADDED", &object));
-                }
-            }
+            // Only the matching objects are taken here; the task serializes them as it
+            // streams, so the first event leaves at once and 100k lines never sit in memory.
+            let page = cluster.store.list_page(&watch.resource, scope, None, None, None, |o| watch.filter.matches(o));
+            let (objects, rv) = page.map(|p| (p.items, p.rv)).unwrap_or_default();
+            initial = objects;
             match cluster.store.watch_from(rv) {
                 Ok((replay, live)) => (replay, live, rv),
                 Err(_) => return Err(ApiError::internal("watch history unavailable")),
@@ -143,8 +148,8 @@ pub async fn serve(cluster: &Arc<Cluster>, rt: Arc<ResourceType>, namespace: &st
     drops.mark_unchanged();
     let bookmark_interval = cluster.config.bookmark_interval;
     tokio::spawn(async move {
-        for line in initial {
-            if tx.send(line).await.is_err() {
+        for object in initial {
+            if tx.send(watch.line("ADDED", &object)).await.is_err() {
                 return;
             }
         }

@@ -1,0 +1,229 @@
+//! `kubefoundry controller`: every reconciler, run against whichever cluster the kubeconfig (or
+//! in-cluster config) points at. Each reconciler follows one pipeline:
+//! resolve (from caches) → build (pure) → apply (server-side apply, prune by label) → status.
+
+pub mod apply;
+pub mod error;
+pub mod leader;
+pub mod namespaces;
+pub mod org;
+pub mod role;
+pub mod space;
+pub mod status;
+
+use std::{sync::Arc, time::Duration};
+
+use futures::{StreamExt, future::BoxFuture};
+use k8s_openapi::api::{
+    core::v1::Namespace,
+    rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
+};
+use kube::{
+    Api, Client,
+    runtime::{
+        WatchStreamExt,
+        controller::Action,
+        reflector::{self, Store},
+        watcher,
+    },
+};
+
+pub use error::{Error, Result};
+
+use crate::labels::{MANAGED_BY, MANAGED_BY_VALUE};
+
+/// How the controller is configured.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The root namespace: CFOrgs, CFDomains and global CFRoles live here.
+    pub root_namespace: String,
+    /// How often converged objects are looked at again.
+    pub resync: Duration,
+    /// Lease name for leader election.
+    pub lease_name: String,
+    /// Namespace of the Lease.
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease.
+    pub identity: String,
+    /// Prefix for CF user and group names in RBAC subjects (how the API maps identities).
+    pub user_prefix: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            root_namespace: "cf".to_owned(),
+            resync: Duration::from_secs(300),
+            lease_name: "kubefoundry-controller".to_owned(),
+            lease_namespace: "cf".to_owned(),
+            identity: format!("kubefoundry-{}", std::process::id()),
+            user_prefix: String::new(),
+        }
+    }
+}
+
+/// Caches of the children reconcilers read, so resolving never calls the API server.
+#[derive(Clone)]
+pub struct Caches {
+    /// Namespaces kubefoundry manages.
+    pub namespaces: Store<Namespace>,
+    /// RoleBindings kubefoundry manages.
+    pub role_bindings: Store<RoleBinding>,
+    /// ClusterRoleBindings kubefoundry manages.
+    pub cluster_role_bindings: Store<ClusterRoleBinding>,
+    /// Roles kubefoundry manages (the org and space reader Roles).
+    pub roles: Store<Role>,
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    /// The client (the controller's own identity).
+    pub client: Client,
+    /// Settings.
+    pub config: Config,
+    /// Child caches.
+    pub caches: Caches,
+    /// Consecutive failures per object uid, for backoff.
+    pub failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+/// Watches only objects kubefoundry manages.
+pub fn managed() -> watcher::Config {
+    watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGED_BY_VALUE}"))
+}
+
+/// Starts a reflector for kubefoundry-managed objects of kind `K`; the future runs it.
+fn cache<K>(client: &Client) -> (Store<K>, BoxFuture<'static, ()>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let api: Api<K> = Api::all(client.clone());
+    let stream = reflector::reflector(writer, watcher(api, managed()).default_backoff()).applied_objects();
+    let task = async move {
+        stream.for_each(|_| futures::future::ready(())).await;
+    };
+    (reader, Box::pin(task))
+}
+
+/// Runs every reconciler until `shutdown` resolves, once this replica holds the leader Lease.
+pub async fn run(
+    client: Client,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
+    let lease = leader::Lease::new(client.clone(), &config.lease_namespace, &config.lease_name, &config.identity);
+    let leadership = lease.acquire(shutdown.clone()).await?;
+    let (namespaces, ns_task) = cache::<Namespace>(&client);
+    let (role_bindings, rb_task) = cache::<RoleBinding>(&client);
+    let (cluster_role_bindings, crb_task) = cache::<ClusterRoleBinding>(&client);
+    let (roles, roles_task) = cache::<Role>(&client);
+    let caches = Caches { namespaces, role_bindings, cluster_role_bindings, roles };
+    ensure_cluster_roles(&client).await?;
+    let ctx = Arc::new(Context { client: client.clone(), config, caches: caches.clone(), failures: Default::default() });
+    let tasks = futures::future::join_all(vec![ns_task, rb_task, crb_task, roles_task]);
+    // Reconcilers start once caches hold a first view, so resolve never sees a false absence.
+    let ready = async {
+        let _ = caches.namespaces.wait_until_ready().await;
+        let _ = caches.role_bindings.wait_until_ready().await;
+        let _ = caches.cluster_role_bindings.wait_until_ready().await;
+        let _ = caches.roles.wait_until_ready().await;
+    };
+    let controllers = async {
+        ready.await;
+        futures::future::join3(
+            org::run(ctx.clone(), shutdown.clone()),
+            space::run(ctx.clone(), shutdown.clone()),
+            role::run(ctx.clone(), shutdown.clone()),
+        )
+        .await;
+    };
+    tokio::select! {
+        () = controllers => {},
+        _ = tasks => {},
+        () = shutdown.clone() => {},
+        () = leadership.lost() => {
+            tracing::error!("lost the leader lease; stopping so another replica takes over");
+        }
+    }
+    lease.release().await;
+    Ok(())
+}
+
+/// The `Ready` condition for an outcome, merged into the current conditions.
+pub fn ready_status(
+    current: &crate::crd::CommonStatus,
+    generation: Option<i64>,
+    outcome: &Result<()>,
+    ok_reason: &str,
+) -> crate::crd::CommonStatus {
+    let (ok, reason, message) = match outcome {
+        Ok(()) => (true, ok_reason.to_owned(), String::new()),
+        Err(e) => {
+            let (reason, message) = e.condition();
+            (false, reason.to_owned(), message)
+        }
+    };
+    let want = status::Want { type_: crate::crd::READY, ok, reason: &reason, message };
+    crate::crd::CommonStatus {
+        observed_generation: generation,
+        conditions: status::merge(&current.conditions, &[want], generation),
+    }
+}
+
+/// What to do after a reconcile whose status is written: resync when converged, wait for a
+/// change when the object is invalid, back off when something transient failed.
+pub fn requeue<K: kube::Resource>(ctx: &Context, object: &K, outcome: Result<()>) -> Result<Action> {
+    match outcome {
+        Ok(()) => {
+            if let Some(uid) = &object.meta().uid {
+                ctx.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(uid);
+            }
+            Ok(Action::requeue(ctx.config.resync))
+        }
+        Err(e) if e.is_permanent() => Ok(Action::await_change()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Retries transient failures with growing delays (5 s doubling to 5 min); invalid objects
+/// wait for a change.
+pub fn error_policy<K>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action
+where
+    K: kube::Resource,
+{
+    tracing::warn!(error = %error, kind = error.metric_label(), "reconcile failed");
+    if error.is_permanent() {
+        return Action::await_change();
+    }
+    let key = object.meta().uid.clone().unwrap_or_default();
+    let mut failures = ctx.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let n = failures.entry(key).or_insert(0);
+    *n = (*n + 1).min(7);
+    Action::requeue(Duration::from_secs(5 * 2u64.pow(*n - 1)).min(Duration::from_secs(300)))
+}
+
+/// Applies the ClusterRoles of every CF role type (the chart ships the same ones), skipping
+/// those already up to date.
+pub async fn ensure_cluster_roles(client: &Client) -> Result<(), RunError> {
+    let api: Api<ClusterRole> = Api::all(client.clone());
+    for role in role::cluster_roles::all() {
+        let desired = apply::stamp(role);
+        let name = desired.metadata.name.clone().unwrap_or_default();
+        let current = api.get_opt(&name).await?;
+        apply::apply(&api, &desired, current.as_ref()).await.map_err(|e| match e {
+            Error::Kube(k) => RunError::Lease(k),
+            other => RunError::Lease(kube::Error::Service(other.to_string().into())),
+        })?;
+    }
+    Ok(())
+}
+
+/// Errors that stop the controller.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The Kubernetes API failed during start-up (leader election, ClusterRoles).
+    #[error("start-up: {0}")]
+    Lease(#[from] kube::Error),
+}

@@ -1,0 +1,90 @@
+//! CFSpace → Namespace. The space lives in its org's namespace; its own namespace is named by
+//! its GUID and labelled with both GUIDs. A finalizer deletes the namespace (and every app,
+//! route and service in it) before the CFSpace goes away.
+
+pub mod build;
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::rbac::v1::Role;
+use kube::{
+    Api, ResourceExt,
+    core::DeserializeGuard,
+    runtime::{
+        Controller,
+        controller::Action,
+        finalizer::{Event, finalizer},
+        reflector::ObjectRef,
+        watcher,
+    },
+};
+
+use super::{Context, Error, Result, namespaces};
+use crate::{
+    crd::{CFSpace, CFSpaceStatus},
+    labels::{ORG_GUID, SPACE_FINALIZER},
+};
+
+/// Runs the CFSpace reconciler until `shutdown`.
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let api: Api<DeserializeGuard<CFSpace>> = Api::all(ctx.client.clone());
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
+    Controller::new(api, watcher::Config::default())
+        // The owned Namespace changing (or finishing deletion) wakes its owner at once.
+        .watches(namespaces, super::managed(), |ns| namespaces::owner_ref("CFSpace", &ns))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, super::error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+async fn reconcile(object: Arc<DeserializeGuard<CFSpace>>, ctx: Arc<Context>) -> Result<Action> {
+    let space = object.0.as_ref().map_err(|e| Error::Deserialize(e.to_string()))?;
+    let api: Api<CFSpace> = Api::namespaced(ctx.client.clone(), &space.namespace().unwrap_or_default());
+    finalizer(&api, SPACE_FINALIZER, Arc::new(space.clone()), |event| async {
+        match event {
+            Event::Apply(space) => apply(&space, &ctx).await,
+            Event::Cleanup(space) => namespaces::cleanup(&ctx, &space.name_any()).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// The org a space belongs to: its namespace, which must be an org's namespace.
+pub fn resolve_org(ctx: &Context, namespace: &str) -> Result<String> {
+    let ns = ctx.caches.namespaces.get(&ObjectRef::new(namespace));
+    match ns.as_ref().and_then(|ns| ns.labels().get(ORG_GUID).cloned()) {
+        Some(org) if org == namespace => Ok(org),
+        _ => Err(Error::Waiting {
+            reason: "OrgNotReady",
+            message: format!("namespace {namespace:?} is not the namespace of a ready CFOrg"),
+        }),
+    }
+}
+
+async fn apply(space: &CFSpace, ctx: &Context) -> Result<Action> {
+    let namespace = space.namespace().unwrap_or_default();
+    let outcome = async {
+        // resolve
+        let org = resolve_org(ctx, &namespace)?;
+        // build (pure)
+        let desired = build::namespace(space, &org);
+        // apply
+        let cached = ctx.caches.namespaces.get(&ObjectRef::new(&space.name_any()));
+        super::apply::apply(&Api::all(ctx.client.clone()), &desired, cached.as_deref()).await?;
+        let reader = build::reader_role(space);
+        let cached_reader = ctx.caches.roles.get(&ObjectRef::from_obj(&reader));
+        let roles: Api<Role> = Api::namespaced(ctx.client.clone(), &namespace);
+        super::apply::apply(&roles, &reader, cached_reader.as_deref()).await?;
+        Ok(())
+    }
+    .await;
+    // status
+    let status = space.status.clone().unwrap_or_default();
+    let common = super::ready_status(&status.common, space.metadata.generation, &outcome, "NamespaceReady");
+    let api: Api<CFSpace> = Api::namespaced(ctx.client.clone(), &namespace);
+    super::apply::status(&api, space, space.status.as_ref(), CFSpaceStatus { common }).await?;
+    super::requeue(ctx, space, outcome)
+}
