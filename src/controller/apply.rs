@@ -41,11 +41,10 @@ where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
 {
     let want = desired.annotations().get(APPLIED_HASH);
-    if let Some(current) = cached {
-        if want.is_some() && current.annotations().get(APPLIED_HASH) == want && current.meta().deletion_timestamp.is_none() {
+    if let Some(current) = cached
+        && want.is_some() && current.annotations().get(APPLIED_HASH) == want && current.meta().deletion_timestamp.is_none() {
             return Ok(false);
         }
-    }
     let params = PatchParams::apply(FIELD_MANAGER).force();
     api.patch(&desired.name_any(), &params, &Patch::Apply(desired)).await?;
     Ok(true)

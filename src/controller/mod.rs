@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod error;
 pub mod leader;
+pub mod names;
 pub mod namespaces;
 pub mod org;
 pub mod role;
@@ -15,7 +16,10 @@ use std::{sync::Arc, time::Duration};
 
 use futures::{StreamExt, future::BoxFuture};
 use k8s_openapi::api::{
-    core::v1::Namespace,
+    apps::v1::Deployment,
+    batch::v1::Job,
+    core::v1::{Namespace, Pod, Secret, Service},
+    networking::v1::Ingress,
     rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
 };
 use kube::{
@@ -73,6 +77,38 @@ pub struct Caches {
     pub cluster_role_bindings: Store<ClusterRoleBinding>,
     /// Roles kubefoundry manages (the org and space reader Roles).
     pub roles: Store<Role>,
+    /// Deployments kubefoundry manages (one per app process).
+    pub deployments: Store<Deployment>,
+    /// Services kubefoundry manages (one per routed process).
+    pub services: Store<Service>,
+    /// Ingresses kubefoundry manages (one per route).
+    pub ingresses: Store<Ingress>,
+    /// Jobs kubefoundry manages (one per task).
+    pub jobs: Store<Job>,
+    /// Secrets kubefoundry manages (image pull, VCAP_SERVICES, bindings).
+    pub secrets: Store<Secret>,
+    /// Pods of kubefoundry workloads, for process and task status.
+    pub pods: Store<Pod>,
+    /// Every CFApp, for resolving references.
+    pub apps: Store<crate::crd::CFApp>,
+    /// Every CFProcess.
+    pub processes: Store<crate::crd::CFProcess>,
+    /// Every CFPackage.
+    pub packages: Store<crate::crd::CFPackage>,
+    /// Every CFBuild.
+    pub builds: Store<crate::crd::CFBuild>,
+    /// Every CFDroplet.
+    pub droplets: Store<crate::crd::CFDroplet>,
+    /// Every CFRoute.
+    pub routes: Store<crate::crd::CFRoute>,
+    /// Every CFDomain.
+    pub domains: Store<crate::crd::CFDomain>,
+    /// Every CFServiceInstance.
+    pub service_instances: Store<crate::crd::CFServiceInstance>,
+    /// Every CFServiceBinding.
+    pub service_bindings: Store<crate::crd::CFServiceBinding>,
+    /// Every CFTask.
+    pub tasks: Store<crate::crd::CFTask>,
 }
 
 /// Shared by every reconcile.
@@ -97,9 +133,24 @@ fn cache<K>(client: &Client) -> (Store<K>, BoxFuture<'static, ()>)
 where
     K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
+    cache_with(client, managed())
+}
+
+/// Starts a reflector for every object of kind `K` (CF kinds: kubectl-made ones carry no label).
+fn cache_all<K>(client: &Client) -> (Store<K>, BoxFuture<'static, ()>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    cache_with(client, watcher::Config::default())
+}
+
+fn cache_with<K>(client: &Client, config: watcher::Config) -> (Store<K>, BoxFuture<'static, ()>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
     let (reader, writer) = reflector::store();
     let api: Api<K> = Api::all(client.clone());
-    let stream = reflector::reflector(writer, watcher(api, managed()).default_backoff()).applied_objects();
+    let stream = reflector::reflector(writer, watcher(api, config).default_backoff()).applied_objects();
     let task = async move {
         stream.for_each(|_| futures::future::ready(())).await;
     };
@@ -119,25 +170,97 @@ pub async fn run(
     let (role_bindings, rb_task) = cache::<RoleBinding>(&client);
     let (cluster_role_bindings, crb_task) = cache::<ClusterRoleBinding>(&client);
     let (roles, roles_task) = cache::<Role>(&client);
-    let caches = Caches { namespaces, role_bindings, cluster_role_bindings, roles };
+    let mut tasks = vec![ns_task, rb_task, crb_task, roles_task];
+    let mut add = |task| tasks.push(task);
+    let (deployments, t) = cache::<Deployment>(&client);
+    add(t);
+    let (services, t) = cache::<Service>(&client);
+    add(t);
+    let (ingresses, t) = cache::<Ingress>(&client);
+    add(t);
+    let (jobs, t) = cache::<Job>(&client);
+    add(t);
+    let (secrets, t) = cache::<Secret>(&client);
+    add(t);
+    let (pods, t) = cache_with::<Pod>(&client, watcher::Config::default().labels(crate::labels::APP_GUID));
+    add(t);
+    let (apps, t) = cache_all(&client);
+    add(t);
+    let (processes, t) = cache_all(&client);
+    add(t);
+    let (packages, t) = cache_all(&client);
+    add(t);
+    let (builds, t) = cache_all(&client);
+    add(t);
+    let (droplets, t) = cache_all(&client);
+    add(t);
+    let (routes, t) = cache_all(&client);
+    add(t);
+    let (domains, t) = cache_all(&client);
+    add(t);
+    let (service_instances, t) = cache_all(&client);
+    add(t);
+    let (service_bindings, t) = cache_all(&client);
+    add(t);
+    let (task_cache, t) = cache_all(&client);
+    add(t);
+    let caches = Caches {
+        namespaces,
+        role_bindings,
+        cluster_role_bindings,
+        roles,
+        deployments,
+        services,
+        ingresses,
+        jobs,
+        secrets,
+        pods,
+        apps,
+        processes,
+        packages,
+        builds,
+        droplets,
+        routes,
+        domains,
+        service_instances,
+        service_bindings,
+        tasks: task_cache,
+    };
     ensure_cluster_roles(&client).await?;
     let ctx = Arc::new(Context { client: client.clone(), config, caches: caches.clone(), failures: Default::default() });
-    let tasks = futures::future::join_all(vec![ns_task, rb_task, crb_task, roles_task]);
+    let tasks = futures::future::join_all(tasks);
     // Reconcilers start once caches hold a first view, so resolve never sees a false absence.
     let ready = async {
         let _ = caches.namespaces.wait_until_ready().await;
         let _ = caches.role_bindings.wait_until_ready().await;
         let _ = caches.cluster_role_bindings.wait_until_ready().await;
         let _ = caches.roles.wait_until_ready().await;
+        let _ = caches.deployments.wait_until_ready().await;
+        let _ = caches.services.wait_until_ready().await;
+        let _ = caches.ingresses.wait_until_ready().await;
+        let _ = caches.jobs.wait_until_ready().await;
+        let _ = caches.secrets.wait_until_ready().await;
+        let _ = caches.pods.wait_until_ready().await;
+        let _ = caches.apps.wait_until_ready().await;
+        let _ = caches.processes.wait_until_ready().await;
+        let _ = caches.packages.wait_until_ready().await;
+        let _ = caches.builds.wait_until_ready().await;
+        let _ = caches.droplets.wait_until_ready().await;
+        let _ = caches.routes.wait_until_ready().await;
+        let _ = caches.domains.wait_until_ready().await;
+        let _ = caches.service_instances.wait_until_ready().await;
+        let _ = caches.service_bindings.wait_until_ready().await;
+        let _ = caches.tasks.wait_until_ready().await;
     };
     let controllers = async {
         ready.await;
-        futures::future::join3(
-            org::run(ctx.clone(), shutdown.clone()),
-            space::run(ctx.clone(), shutdown.clone()),
-            role::run(ctx.clone(), shutdown.clone()),
-        )
-        .await;
+        // One line per reconciler.
+        let reconcilers: Vec<BoxFuture<'static, ()>> = vec![
+            Box::pin(org::run(ctx.clone(), shutdown.clone())),
+            Box::pin(space::run(ctx.clone(), shutdown.clone())),
+            Box::pin(role::run(ctx.clone(), shutdown.clone())),
+        ];
+        futures::future::join_all(reconcilers).await;
     };
     tokio::select! {
         () = controllers => {},
