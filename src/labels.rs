@@ -44,3 +44,16 @@ pub const ORG_FINALIZER: &str = "kubefoundry.dev/org";
 pub const SPACE_FINALIZER: &str = "kubefoundry.dev/space";
 /// Guards deletion of a role until its bindings in other namespaces are gone.
 pub const ROLE_FINALIZER: &str = "kubefoundry.dev/role";
+/// Guards deletion of a service binding until the app's `VCAP_SERVICES` no longer lists it.
+pub const SERVICE_BINDING_FINALIZER: &str = "kubefoundry.dev/service-binding";
+
+/// The GUID of the droplet a workload runs (pod-template annotation: a droplet switch rolls).
+pub const DROPLET_GUID: &str = "kubefoundry.dev/droplet-guid";
+/// The GUID of the task a Job and its Pod run.
+pub const TASK_GUID: &str = "kubefoundry.dev/task-guid";
+/// Pod-template annotation copying an app's `spec.restartedAt`, so a restart rolls its pods.
+pub const RESTARTED_AT: &str = "kubefoundry.dev/restarted-at";
+/// Pod-template annotation hashing the app's binding Secrets, so credential changes roll pods.
+pub const SECRETS_HASH: &str = "kubefoundry.dev/secrets-hash";
+/// CFApp annotation: the last task sequence number handed out (a counter with optimistic locking).
+pub const TASK_SEQUENCE: &str = "kubefoundry.dev/task-sequence";

@@ -53,6 +53,9 @@ enum Command {
         /// Prefix for CF user and group names in RBAC subjects.
         #[arg(long, default_value = "")]
         user_prefix: String,
+        /// Serve /metrics, /healthz and /readyz here.
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        metrics_addr: SocketAddr,
     },
 }
 
@@ -74,13 +77,14 @@ fn main() -> ExitCode {
             };
             runtime().and_then(|rt| rt.block_on(sim(options, kubeconfig_out)))
         }
-        Command::Controller { root_namespace, lease_namespace, identity, user_prefix } => {
+        Command::Controller { root_namespace, lease_namespace, identity, user_prefix, metrics_addr } => {
             let defaults = kubefoundry::controller::Config::default();
             let config = kubefoundry::controller::Config {
                 lease_namespace: lease_namespace.unwrap_or_else(|| root_namespace.clone()),
                 root_namespace,
                 identity: identity.unwrap_or(defaults.identity.clone()),
                 user_prefix,
+                metrics_addr: Some(metrics_addr),
                 ..defaults
             };
             runtime().and_then(|rt| rt.block_on(controller(config)))

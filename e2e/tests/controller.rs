@@ -3,6 +3,9 @@
 //! kubectl; deleting a space then its org leaves nothing behind; a restarted controller makes
 //! zero writes for converged objects; of two replicas only the Lease holder works.
 
+// Tests fail loudly: a broken precondition must stop the test, not be handled.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::{
     sync::{
         Arc,
@@ -160,6 +163,19 @@ async fn gitops_tree_becomes_namespaces_and_bindings() {
     .map(|(a, b, c)| ((*a).to_owned(), (*b).to_owned(), (*c).to_owned()))
     .collect();
     assert_eq!(placed, expected);
+
+    // The Ready transition is recorded as an Event on the object, once.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(tc.client.clone(), "cf");
+    let org_events: Vec<_> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("org-1"))
+        .collect();
+    assert_eq!(org_events.len(), 1, "one Event for the org's Ready transition: {org_events:?}");
+    assert_eq!(org_events[0].reason.as_deref(), Some("NamespaceReady"));
 
     // Through kubectl, each role can do what CF lets it do, and no more.
     assert!(can_i(&tc, "alice", "create", "cfapps.kubefoundry.dev", "space-1"));

@@ -43,11 +43,10 @@ impl Index {
                 }
             }
         }
-        if let Some(uid) = previous.and_then(|p| p.pointer("/metadata/uid")).and_then(Value::as_str) {
-            if self.by_uid.get(uid) == Some(key) {
+        if let Some(uid) = previous.and_then(|p| p.pointer("/metadata/uid")).and_then(Value::as_str)
+            && self.by_uid.get(uid) == Some(key) {
                 self.by_uid.remove(uid);
             }
-        }
         let Some(object) = object else { return };
         if let Some(uid) = object.pointer("/metadata/uid").and_then(Value::as_str) {
             self.by_uid.insert(uid.to_owned(), key.clone());
@@ -115,7 +114,7 @@ pub fn spawn(cluster: Arc<Cluster>) -> tokio::task::JoinHandle<()> {
                     enqueue(k, &mut queue, &mut queued);
                 }
                 // Stay responsive to new events while a long queue drains.
-                if queue.len() % 64 == 0 {
+                if queue.len().is_multiple_of(64) {
                     tokio::task::yield_now().await;
                 }
                 while let Ok(event) = events.try_recv() {

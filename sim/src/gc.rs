@@ -86,11 +86,10 @@ fn delete_by_key(cluster: &Cluster, key: &Key, policy: Option<&str>) {
         propagation: policy.map(str::to_owned),
         ..DeleteOptions::default()
     };
-    if let Err(err) = delete_object(cluster, &rt, &key.namespace, &key.name, &opts, false) {
-        if err.code != 404 {
+    if let Err(err) = delete_object(cluster, &rt, &key.namespace, &key.name, &opts, false)
+        && err.code != 404 {
             tracing::warn!(?key, message = err.message, "garbage collection delete failed");
         }
-    }
 }
 
 /// Deletes an object once every owner it names is gone; drops references to owners that are

@@ -403,11 +403,10 @@ pub fn validate(rt: &ResourceType, op: Op, old: Option<&Value>, new: &Value) -> 
             if type_ != "ExternalName" && !headless && new.pointer("/spec/ports").and_then(Value::as_array).is_none_or(Vec::is_empty) {
                 return Err(invalid(rt, name, "spec.ports", "FieldValueRequired", "Required value"));
             }
-            if let (Op::Update, Some(old)) = (op, old) {
-                if old.pointer("/spec/clusterIP") != new.pointer("/spec/clusterIP") && type_ != "ExternalName" {
+            if let (Op::Update, Some(old)) = (op, old)
+                && old.pointer("/spec/clusterIP") != new.pointer("/spec/clusterIP") && type_ != "ExternalName" {
                     return Err(invalid(rt, name, "spec.clusterIPs[0]", "FieldValueInvalid", "Invalid value: []string{}: primary clusterIP can not be unset"));
                 }
-            }
         }
         ("", "secrets") => {
             if let (Op::Update, Some(old)) = (op, old) {
@@ -418,21 +417,19 @@ pub fn validate(rt: &ResourceType, op: Op, old: Option<&Value>, new: &Value) -> 
             }
         }
         ("", "configmaps") => {
-            if let (Op::Update, Some(old)) = (op, old) {
-                if old.pointer("/immutable") == Some(&json!(true)) {
+            if let (Op::Update, Some(old)) = (op, old)
+                && old.pointer("/immutable") == Some(&json!(true)) {
                     immutable(rt, name, "data", old, new, "/data")?;
                 }
-            }
         }
         ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => {
             if new.get("roleRef").is_none() {
                 return Err(invalid(rt, name, "roleRef.name", "FieldValueRequired", "Required value"));
             }
-            if let (Op::Update, Some(old)) = (op, old) {
-                if old.get("roleRef") != new.get("roleRef") {
+            if let (Op::Update, Some(old)) = (op, old)
+                && old.get("roleRef") != new.get("roleRef") {
                     return Err(invalid(rt, name, "roleRef", "FieldValueInvalid", &format!("Invalid value: {}: cannot change roleRef", new["roleRef"])));
                 }
-            }
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => validate_crd(rt, name, op, old, new)?,
         _ => {}
@@ -470,11 +467,10 @@ fn validate_crd(rt: &ResourceType, name: &str, op: Op, old: Option<&Value>, new:
             }
         }
     }
-    if let (Op::Update, Some(old)) = (op, old) {
-        if old.pointer("/spec/scope") != new.pointer("/spec/scope") {
+    if let (Op::Update, Some(old)) = (op, old)
+        && old.pointer("/spec/scope") != new.pointer("/spec/scope") {
             causes.push(("spec.scope".to_owned(), "Invalid value: field is immutable".to_owned()));
         }
-    }
     if causes.is_empty() {
         return Ok(());
     }
@@ -502,6 +498,27 @@ pub fn after_write(cluster: &Cluster, rt: &ResourceType, written: &Written) {
         establish_crd(cluster, object);
     } else if is(rt, "", "secrets") {
         crate::tokens::fill_token_secret(cluster, object);
+    } else if is(rt, "", "namespaces") {
+        ensure_default_service_account(cluster, object);
+    }
+}
+
+/// Every active namespace has a `default` ServiceAccount, as the ServiceAccount controller
+/// guarantees; Pods name it implicitly.
+fn ensure_default_service_account(cluster: &Cluster, namespace: &Value) {
+    if namespace.pointer("/metadata/deletionTimestamp").is_some() {
+        return;
+    }
+    let Some(ns) = namespace.pointer("/metadata/name").and_then(Value::as_str) else { return };
+    if cluster.store.get(&Key::new("/serviceaccounts", ns, "default")).is_some() {
+        return;
+    }
+    let Some(rt) = cluster.registry.get("", "v1", "serviceaccounts") else { return };
+    let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}});
+    if let Err(e) = crate::api::objects::create_as(cluster, &rt, ns, sa, "kube-controller-manager") {
+        if e.code != 409 {
+            tracing::warn!(message = e.message, "creating the default ServiceAccount failed");
+        }
     }
 }
 

@@ -293,10 +293,13 @@ fn builtins() -> Vec<ResourceType> {
     ]
 }
 
+/// Served types keyed by (group, version, plural).
+type TypeMap = BTreeMap<(String, String, String), Arc<ResourceType>>;
+
 /// Every served type, looked up by (group, version, plural).
 #[derive(Clone)]
 pub struct Registry {
-    types: Arc<RwLock<BTreeMap<(String, String, String), Arc<ResourceType>>>>,
+    types: Arc<RwLock<TypeMap>>,
 }
 
 impl Default for Registry {
@@ -310,7 +313,7 @@ impl Default for Registry {
 }
 
 impl Registry {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<(String, String, String), Arc<ResourceType>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, TypeMap> {
         self.types.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 

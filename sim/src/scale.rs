@@ -78,11 +78,10 @@ fn set_replicas(cluster: &Cluster, rt: &ResourceType, namespace: &str, name: &st
     let key = Key::new(&rt.key(), namespace, name);
     let written = cluster.store.write(&key, |current| {
         let current = current.ok_or_else(|| ApiError::not_found(rt, name))?;
-        if let Some(rv) = &rv {
-            if current.pointer("/metadata/resourceVersion").and_then(Value::as_str) != Some(rv.as_str()) {
+        if let Some(rv) = &rv
+            && current.pointer("/metadata/resourceVersion").and_then(Value::as_str) != Some(rv.as_str()) {
                 return Err(ApiError::stale(rt, name));
             }
-        }
         if current.pointer(&spec_path) == Some(&json!(replicas)) {
             return Ok(Write::Unchanged);
         }

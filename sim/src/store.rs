@@ -100,6 +100,34 @@ pub struct Page {
     pub rv: u64,
 }
 
+impl Page {
+    /// Takes up to `limit` objects that pass `keep` (and lie past `past`, when set) from
+    /// `entries`, counting the matching rest.
+    fn fill<'a>(
+        &mut self,
+        entries: impl Iterator<Item = (&'a Key, &'a Arc<Value>)>,
+        past: Option<(&str, &str)>,
+        limit: Option<usize>,
+        keep: &impl Fn(&Value) -> bool,
+    ) {
+        let mut last = None;
+        for (k, v) in entries {
+            if past.is_some_and(|(ns, name)| (k.namespace.as_str(), k.name.as_str()) <= (ns, name)) || !keep(v) {
+                continue;
+            }
+            if limit.is_some_and(|l| self.items.len() >= l) {
+                self.remaining += 1;
+                continue;
+            }
+            self.items.push(v.clone());
+            last = Some(k);
+        }
+        if self.remaining > 0 {
+            self.last = last.cloned();
+        }
+    }
+}
+
 /// A durable backing for the store (the embedded database under `--data-dir`).
 pub trait Persistence: Send + Sync {
     /// Records a put or (for `None`) a delete together with the store's resourceVersion.
@@ -112,6 +140,9 @@ struct Inner {
     history: VecDeque<Arc<Event>>,
     compacted: u64,
 }
+
+/// What a watch starts from: the events to replay, then the live feed.
+pub type WatchStart = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
 
 /// The store shared by every request and background controller.
 pub struct Store {
@@ -239,9 +270,6 @@ impl Store {
             return None;
         }
         let in_scope = |k: &Key| k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns);
-        // Keys compare as (namespace, name) tuples, the map's own order; comparing "ns/name"
-        // strings would misorder namespaces like `a` and `a-b` ('-' sorts before '/').
-        let past = |k: &Key| after.is_none_or(|(ns, name)| (k.namespace.as_str(), k.name.as_str()) > (ns, name));
         // The earliest change after `rv` to a key knows what the key held at `rv`.
         let mut undo: HashMap<&Key, Option<&Arc<Value>>> = HashMap::new();
         for event in inner.history.iter().rev().take_while(|e| e.rv > rv) {
@@ -249,45 +277,41 @@ impl Store {
                 undo.insert(&event.key, event.prev.as_ref());
             }
         }
-        let start = match after {
-            Some((ns, name)) if namespace.is_none_or(|scope| scope == ns) => {
-                Bound::Excluded(Key::new(resource, ns, name))
-            }
-            _ => Bound::Included(Key::new(resource, namespace.unwrap_or(""), "")),
+        // Exact bounds, so walking the range compares no keys: at 100k objects, reading each
+        // key's strings to test it cost a cache miss apiece. No key of the scope sorts at or
+        // past "<scope>\0", and a continued page seeks straight past its last key; keys
+        // compare as (namespace, name), the map's own order, where "ns/name" strings would
+        // misorder namespaces like `a` and `a-b` ('-' sorts before '/').
+        let end = match namespace {
+            Some(ns) => Key::new(resource, &format!("{ns}\0"), ""),
+            None => Key::new(&format!("{resource}\0"), "", ""),
         };
-        let current = inner.objects.range((start, Bound::Unbounded)).take_while(|(k, _)| in_scope(k));
-        let mut entries: Vec<(&Key, &Arc<Value>)> = if undo.is_empty() {
-            current.collect()
+        let (start, past): (_, Option<(&str, &str)>) = match after {
+            Some((ns, name)) if namespace.is_none_or(|scope| scope == ns) => {
+                (Bound::Excluded(Key::new(resource, ns, name)), None)
+            }
+            // A position outside the namespace listed (a token from another list): filter.
+            other => (Bound::Included(Key::new(resource, namespace.unwrap_or(""), "")), other),
+        };
+        let current = inner.objects.range((start, Bound::Excluded(end)));
+        let mut page = Page { items: Vec::new(), last: None, remaining: 0, rv };
+        if undo.is_empty() {
+            page.fill(current, past, limit, &keep);
         } else {
-            current
+            let mut entries: Vec<(&Key, &Arc<Value>)> = current
                 .filter_map(|(k, v)| match undo.get(k) {
                     None => Some((k, v)),
                     Some(prev) => prev.map(|p| (k, p)),
                 })
-                .collect()
-        };
-        // Objects deleted since `rv` are gone from the map but belong to the snapshot.
-        let deleted = undo.iter().filter(|(k, _)| !inner.objects.contains_key(**k));
-        let before = entries.len();
-        entries.extend(deleted.filter_map(|(k, prev)| prev.map(|p| (*k, p))));
-        if entries.len() > before {
+                .collect();
+            // Objects deleted since `rv` are gone from the map but belong to the snapshot.
+            let deleted = undo.iter().filter(|(k, _)| !inner.objects.contains_key(**k));
+            entries.extend(deleted.filter_map(|(k, prev)| prev.map(|p| (*k, p))));
             entries.sort_by(|a, b| a.0.cmp(b.0));
-        }
-        let mut page = Page { items: Vec::new(), last: None, remaining: 0, rv };
-        let mut last = None;
-        for (k, v) in entries {
-            if !past(k) || !keep(v) {
-                continue;
-            }
-            if limit.is_some_and(|l| page.items.len() >= l) {
-                page.remaining += 1;
-                continue;
-            }
-            page.items.push(v.clone());
-            last = Some(k);
-        }
-        if page.remaining > 0 {
-            page.last = last.cloned();
+            let past_start = |k: &Key| {
+                after.is_none_or(|(ns, name)| (k.namespace.as_str(), k.name.as_str()) > (ns, name))
+            };
+            page.fill(entries.into_iter().filter(|(k, _)| past_start(k)), past, limit, &keep);
         }
         Some(page)
     }
@@ -363,7 +387,7 @@ impl Store {
 
     /// Starts a watch from `since`: the events after it still in history, then a live feed.
     /// Fails with the oldest resourceVersion still available when `since` was compacted away.
-    pub fn watch_from(&self, since: u64) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), u64> {
+    pub fn watch_from(&self, since: u64) -> Result<WatchStart, u64> {
         let inner = self.lock();
         if since < inner.compacted {
             return Err(inner.compacted);

@@ -149,11 +149,10 @@ fn deployment(cluster: &Cluster, key: &Key, d: &Value, index: &Index) {
             },
             "spec": {"replicas": replicas, "selector": selector, "template": pod_template},
         });
-        if let Err(e) = create_as(cluster, &rs_type, &key.namespace, rs, MANAGER) {
-            if e.code != 409 {
+        if let Err(e) = create_as(cluster, &rs_type, &key.namespace, rs, MANAGER)
+            && e.code != 409 {
                 tracing::warn!(message = e.message, "creating a ReplicaSet failed");
             }
-        }
     }
     // Rolling update, simplified: the new ReplicaSet takes the replicas, old ones drop to zero.
     for rs in &sets {
@@ -202,11 +201,10 @@ fn deployment(cluster: &Cluster, key: &Key, d: &Value, index: &Index) {
     });
     let mut status = status;
     for field in ["replicas", "updatedReplicas", "readyReplicas", "availableReplicas", "unavailableReplicas"] {
-        if status[field] == json!(0) {
-            if let Some(m) = status.as_object_mut() {
+        if status[field] == json!(0)
+            && let Some(m) = status.as_object_mut() {
                 m.remove(field);
             }
-        }
     }
     write_status(cluster, key, status);
 }
@@ -269,11 +267,10 @@ fn replica_set(cluster: &Cluster, key: &Key, rs: &Value, index: &Index) {
         "observedGeneration": i(rs, "/metadata/generation"),
     });
     for field in ["fullyLabeledReplicas", "readyReplicas", "availableReplicas"] {
-        if status[field] == json!(0) {
-            if let Some(m) = status.as_object_mut() {
+        if status[field] == json!(0)
+            && let Some(m) = status.as_object_mut() {
                 m.remove(field);
             }
-        }
     }
     write_status(cluster, key, status);
 }
@@ -349,11 +346,10 @@ fn job(cluster: &Cluster, key: &Key, job: &Value, index: &Index) {
         ]));
     }
     for field in ["succeeded", "failed", "active", "ready", "terminating"] {
-        if status[field] == json!(0) && field != "ready" && field != "terminating" {
-            if let Some(m) = status.as_object_mut() {
+        if status[field] == json!(0) && field != "ready" && field != "terminating"
+            && let Some(m) = status.as_object_mut() {
                 m.remove(field);
             }
-        }
     }
     write_status(cluster, key, status);
 }

@@ -4,7 +4,9 @@
 
 pub mod apply;
 pub mod error;
+pub mod events;
 pub mod leader;
+pub mod metrics;
 pub mod names;
 pub mod namespaces;
 pub mod org;
@@ -51,6 +53,10 @@ pub struct Config {
     pub identity: String,
     /// Prefix for CF user and group names in RBAC subjects (how the API maps identities).
     pub user_prefix: String,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz`; none to skip.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// The IngressClass route Ingresses name; unset means the cluster's default class.
+    pub ingress_class: Option<String>,
 }
 
 impl Default for Config {
@@ -62,6 +68,8 @@ impl Default for Config {
             lease_namespace: "cf".to_owned(),
             identity: format!("kubefoundry-{}", std::process::id()),
             user_prefix: String::new(),
+            metrics_addr: None,
+            ingress_class: None,
         }
     }
 }
@@ -121,6 +129,10 @@ pub struct Context {
     pub caches: Caches,
     /// Consecutive failures per object uid, for backoff.
     pub failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// Prometheus metrics.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Publishes Kubernetes Events.
+    pub recorder: kube::runtime::events::Recorder,
 }
 
 /// Watches only objects kubefoundry manages.
@@ -227,7 +239,27 @@ pub async fn run(
         tasks: task_cache,
     };
     ensure_cluster_roles(&client).await?;
-    let ctx = Arc::new(Context { client: client.clone(), config, caches: caches.clone(), failures: Default::default() });
+    let reporter = kube::runtime::events::Reporter { controller: "kubefoundry".into(), instance: Some(config.identity.clone()) };
+    let metrics_addr = config.metrics_addr;
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        config,
+        caches: caches.clone(),
+        failures: Default::default(),
+        metrics: Arc::new(metrics::Metrics::default()),
+        recorder: kube::runtime::events::Recorder::new(client.clone(), reporter),
+    });
+    if let Some(addr) = metrics_addr {
+        let router = metrics::router(ctx.metrics.clone());
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, router).await;
+                });
+            }
+            Err(e) => tracing::error!(%addr, error = %e, "cannot serve metrics"),
+        }
+    }
     let tasks = futures::future::join_all(tasks);
     // Reconcilers start once caches hold a first view, so resolve never sees a false absence.
     let ready = async {
@@ -301,7 +333,10 @@ pub fn requeue<K: kube::Resource>(ctx: &Context, object: &K, outcome: Result<()>
     match outcome {
         Ok(()) => {
             if let Some(uid) = &object.meta().uid {
-                ctx.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(uid);
+                let mut failures = ctx.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if failures.remove(uid).is_some() {
+                    ctx.metrics.backing_off.set(i64::try_from(failures.len()).unwrap_or(i64::MAX));
+                }
             }
             Ok(Action::requeue(ctx.config.resync))
         }
@@ -324,7 +359,9 @@ where
     let mut failures = ctx.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let n = failures.entry(key).or_insert(0);
     *n = (*n + 1).min(7);
-    Action::requeue(Duration::from_secs(5 * 2u64.pow(*n - 1)).min(Duration::from_secs(300)))
+    let delay = Duration::from_secs(5 * 2u64.pow(*n - 1)).min(Duration::from_secs(300));
+    ctx.metrics.backing_off.set(i64::try_from(failures.len()).unwrap_or(i64::MAX));
+    Action::requeue(delay)
 }
 
 /// Applies the ClusterRoles of every CF role type (the chart ships the same ones), skipping

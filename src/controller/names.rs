@@ -41,6 +41,12 @@ pub fn ingress(route: &str) -> String {
     format!("route-{route}")
 }
 
+/// The copy of a domain's TLS Secret in a route's namespace (Ingress TLS reads Secrets only
+/// from its own namespace).
+pub fn ingress_tls(route: &str) -> String {
+    format!("route-{route}-tls")
+}
+
 /// The Job of a task.
 pub fn job(task: &str) -> String {
     format!("task-{task}")

@@ -42,9 +42,7 @@ pub async fn dispatch(cluster: &Arc<Cluster>, ctx: &Ctx, body: Bytes) -> ApiResu
     if rt.virtual_create_only {
         return match info.verb.as_str() {
             "create" => crate::reviews::create(cluster, &rt, ctx, decode_body(&ctx.headers, &body)?),
-            _ => Err(ApiError::method_not_allowed(format!(
-                "the server does not allow this method on the requested resource"
-            ))),
+            _ => Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource".to_string())),
         };
     }
     match (info.verb.as_str(), sub) {
@@ -197,8 +195,8 @@ fn list(cluster: &Cluster, rt: &ResourceType, namespace: &str, ctx: &Ctx) -> Api
     let (items, list_rv, remaining) = (page.items, page.rv, page.remaining);
     let next = page.last.map(|k| format!("{}/{}", k.namespace, k.name));
     let mut metadata = json!({"resourceVersion": list_rv.to_string()});
-    if remaining > 0 {
-        if let Some(start) = next {
+    if remaining > 0
+        && let Some(start) = next {
             metadata["continue"] = json!(encode_continue(&ContinueToken { rv: list_rv, start }));
             // apiserver counts the rest only for unfiltered lists: with a selector the number
             // left is unknown, so the field is omitted.
@@ -206,7 +204,6 @@ fn list(cluster: &Cluster, rt: &ResourceType, namespace: &str, ctx: &Ctx) -> Api
                 metadata["remainingItemCount"] = json!(remaining);
             }
         }
-    }
     if ctx.wants_table() {
         let typed: Vec<Value> = items.iter().map(|i| with_type(rt, i)).collect();
         let mut t = table::table(rt, &typed, ctx, &list_rv.to_string());
@@ -381,20 +378,18 @@ pub fn prepare(w: &mut WriteCtx<'_>, old: Option<&Value>, mut new: Value, fields
 
     if let Some(old) = old {
         let old_rv = meta_str(old, "resourceVersion").unwrap_or("");
-        if let Some(rv) = meta_str(&new, "resourceVersion").filter(|rv| !rv.is_empty()) {
-            if rv != old_rv {
+        if let Some(rv) = meta_str(&new, "resourceVersion").filter(|rv| !rv.is_empty())
+            && rv != old_rv {
                 return Err(ApiError::stale(rt, &name));
             }
-        }
         // Status writes change only status; main-resource writes keep the stored status.
         if w.sub == "status" {
             let mut merged = old.clone();
             merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
-            if merged["status"].is_null() {
-                if let Some(m) = merged.as_object_mut() {
+            if merged["status"].is_null()
+                && let Some(m) = merged.as_object_mut() {
                     m.remove("status");
                 }
-            }
             // Status writers may still own managedFields entries.
             if let Some(mf) = new.pointer("/metadata/managedFields").cloned() {
                 merged["metadata"]["managedFields"] = mf;
@@ -446,14 +441,13 @@ pub fn prepare(w: &mut WriteCtx<'_>, old: Option<&Value>, mut new: Value, fields
             }
         }
     } else {
-        if w.sub != "" {
+        if !w.sub.is_empty() {
             return Err(ApiError::not_found(rt, &name));
         }
-        if rt.status_subresource && rt.custom {
-            if let Some(m) = new.as_object_mut() {
+        if rt.status_subresource && rt.custom
+            && let Some(m) = new.as_object_mut() {
                 m.remove("status");
             }
-        }
         let meta = metadata_mut(&mut new)?;
         meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         meta.insert("creationTimestamp".into(), json!(now));
@@ -496,12 +490,11 @@ pub fn prepare(w: &mut WriteCtx<'_>, old: Option<&Value>, mut new: Value, fields
     }
     kinds::validate(rt, op, old, &new)?;
 
-    if let (Some(old), true) = (old, rt.has_generation) {
-        if spec_part(old) != spec_part(&new) {
+    if let (Some(old), true) = (old, rt.has_generation)
+        && spec_part(old) != spec_part(&new) {
             let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
             new["metadata"]["generation"] = json!(generation);
         }
-    }
 
     if !fields_managed {
         let subresource = (!w.sub.is_empty()).then_some(w.sub);
@@ -653,11 +646,18 @@ fn create_with(w: &mut WriteCtx<'_>, namespace: &str, mut body: Value, dry_run: 
         };
         return Ok((Written::Unchanged(None), Some(object)));
     }
+    // A create's object depends on nothing stored, so it is prepared (defaults, schema, CEL,
+    // managedFields) before taking the store lock, which then covers only the existence check
+    // and the insert: preparing under it serialized every write in the cluster behind it.
+    if cluster.store.get(&k).is_some() {
+        return Err(ApiError::already_exists(rt, &name));
+    }
+    let prepared = prepare(w, None, body, false)?;
     let written = cluster.store.write(&k, |current| {
         if current.is_some() {
             return Err(ApiError::already_exists(rt, &name));
         }
-        prepare(w, None, body, false)
+        Ok(prepared)
     })?;
     kinds::after_write(cluster, rt, &written);
     Ok((written, None))
@@ -867,11 +867,10 @@ fn patch_object(
         let old = current.ok_or_else(|| ApiError::not_found(rt, name))?;
         let mut new = apply_patch(old)?;
         // A patch never carries a precondition unless it sets resourceVersion itself.
-        if patch_doc.pointer("/metadata/resourceVersion").is_none() {
-            if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+        if patch_doc.pointer("/metadata/resourceVersion").is_none()
+            && let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
                 m.remove("resourceVersion");
             }
-        }
         prepare(&mut w, Some(old), new, false)
     })?;
     kinds::after_write(cluster, rt, &written);
@@ -933,13 +932,12 @@ fn delete_options(ctx: &Ctx, body: &Bytes) -> ApiResult<DeleteOptions> {
         let all = |v: &Value| v.as_array().is_some_and(|a| a.iter().any(|x| x == "All"));
         opts.dry_run |= value.get("dryRun").is_some_and(all);
     }
-    if let Some(p) = &opts.propagation {
-        if !matches!(p.as_str(), "Background" | "Foreground" | "Orphan") {
+    if let Some(p) = &opts.propagation
+        && !matches!(p.as_str(), "Background" | "Foreground" | "Orphan") {
             return Err(ApiError::bad_request(format!(
                 "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
             )));
         }
-    }
     Ok(opts)
 }
 
@@ -957,22 +955,20 @@ pub fn delete_object(
     let mut immediate = false;
     let mut decide = |current: Option<&Value>| -> ApiResult<Write> {
         let current = current.ok_or_else(|| ApiError::not_found(rt, name))?;
-        if let Some(uid) = &opts.uid {
-            if meta_str(current, "uid") != Some(uid.as_str()) {
+        if let Some(uid) = &opts.uid
+            && meta_str(current, "uid") != Some(uid.as_str()) {
                 return Err(ApiError::conflict(rt, name, &format!(
                     "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
                     meta_str(current, "uid").unwrap_or("")
                 )));
             }
-        }
-        if let Some(rv) = &opts.resource_version {
-            if meta_str(current, "resourceVersion") != Some(rv.as_str()) {
+        if let Some(rv) = &opts.resource_version
+            && meta_str(current, "resourceVersion") != Some(rv.as_str()) {
                 return Err(ApiError::conflict(rt, name, &format!(
                     "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
                     meta_str(current, "resourceVersion").unwrap_or("")
                 )));
             }
-        }
         let mut next = current.clone();
         let mut fins = finalizers(current);
         let policy = opts.propagation.clone().unwrap_or_else(|| kinds::default_propagation(rt).to_owned());
@@ -981,11 +977,10 @@ pub fn delete_object(
             "Orphan" => Some("orphan"),
             _ => None,
         };
-        if let Some(f) = extra {
-            if !fins.iter().any(|x| x == f) {
+        if let Some(f) = extra
+            && !fins.iter().any(|x| x == f) {
                 fins.push(f.to_owned());
             }
-        }
         let namespace_kind = rt.group.is_empty() && rt.plural == "namespaces";
         if fins.is_empty() && !namespace_kind {
             immediate = true;

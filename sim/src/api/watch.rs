@@ -153,21 +153,19 @@ pub async fn serve(cluster: &Arc<Cluster>, rt: Arc<ResourceType>, namespace: &st
                 return;
             }
         }
-        if let Some(rv) = initial_end {
-            if tx.send(watch.bookmark(rv, true)).await.is_err() {
+        if let Some(rv) = initial_end
+            && tx.send(watch.bookmark(rv, true)).await.is_err() {
                 return;
             }
-        }
         for event in replay {
             if event.rv <= last_rv || !watch.in_scope(&event) {
                 continue;
             }
             last_rv = event.rv;
-            if let Some(kind) = watch.translate(&event) {
-                if tx.send(watch.line(kind.as_str(), &event.object)).await.is_err() {
+            if let Some(kind) = watch.translate(&event)
+                && tx.send(watch.line(kind.as_str(), &event.object)).await.is_err() {
                     return;
                 }
-            }
         }
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
@@ -188,11 +186,10 @@ pub async fn serve(cluster: &Arc<Cluster>, rt: Arc<ResourceType>, namespace: &st
                             continue;
                         }
                         last_rv = event.rv;
-                        if let Some(kind) = watch.translate(&event) {
-                            if tx.send(watch.line(kind.as_str(), &event.object)).await.is_err() {
+                        if let Some(kind) = watch.translate(&event)
+                            && tx.send(watch.line(kind.as_str(), &event.object)).await.is_err() {
                                 return;
                             }
-                        }
                     }
                     // A watcher too slow for the feed is closed, as apiserver closes slow watchers.
                     Err(RecvError::Lagged(_) | RecvError::Closed) => return,

@@ -34,7 +34,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         // The owned Namespace changing (or finishing deletion) wakes its owner at once.
         .watches(namespaces, super::managed(), |ns| namespaces::owner_ref("CFOrg", &ns))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, super::error_policy, ctx)
+        .run(super::metrics::instrument("CFOrg", reconcile), super::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
 }
@@ -78,7 +78,9 @@ async fn apply(org: &CFOrg, ctx: &Context) -> Result<Action> {
     // status
     let status = org.status.clone().unwrap_or_default();
     let common = super::ready_status(&status.common, org.metadata.generation, &outcome, "NamespaceReady");
-    super::apply::status(&api_of(ctx, org), org, org.status.as_ref(), CFOrgStatus { common }).await?;
+    let next = CFOrgStatus { common };
+    super::apply::status(&api_of(ctx, org), org, org.status.as_ref(), next.clone()).await?;
+    super::events::transition(ctx, org, &status.common, &next.common).await;
     super::requeue(ctx, org, outcome)
 }
 

@@ -51,7 +51,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
                 .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, super::error_policy, ctx)
+        .run(super::metrics::instrument("CFRole", reconcile), super::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
 }
@@ -153,7 +153,9 @@ async fn apply(role: &CFRole, ctx: &Context) -> Result<Action> {
     let status = role.status.clone().unwrap_or_default();
     let common = super::ready_status(&status.common, role.metadata.generation, &outcome, "BindingsReady");
     let api: Api<CFRole> = Api::namespaced(ctx.client.clone(), &role.namespace().unwrap_or_default());
-    super::apply::status(&api, role, role.status.as_ref(), CFRoleStatus { common }).await?;
+    let next = CFRoleStatus { common };
+    super::apply::status(&api, role, role.status.as_ref(), next.clone()).await?;
+    super::events::transition(ctx, role, &status.common, &next.common).await;
     super::requeue(ctx, role, outcome)
 }
 

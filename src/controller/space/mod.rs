@@ -34,7 +34,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         // The owned Namespace changing (or finishing deletion) wakes its owner at once.
         .watches(namespaces, super::managed(), |ns| namespaces::owner_ref("CFSpace", &ns))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, super::error_policy, ctx)
+        .run(super::metrics::instrument("CFSpace", reconcile), super::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
 }
@@ -85,6 +85,8 @@ async fn apply(space: &CFSpace, ctx: &Context) -> Result<Action> {
     let status = space.status.clone().unwrap_or_default();
     let common = super::ready_status(&status.common, space.metadata.generation, &outcome, "NamespaceReady");
     let api: Api<CFSpace> = Api::namespaced(ctx.client.clone(), &namespace);
-    super::apply::status(&api, space, space.status.as_ref(), CFSpaceStatus { common }).await?;
+    let next = CFSpaceStatus { common };
+    super::apply::status(&api, space, space.status.as_ref(), next.clone()).await?;
+    super::events::transition(ctx, space, &status.common, &next.common).await;
     super::requeue(ctx, space, outcome)
 }
