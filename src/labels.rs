@@ -3,6 +3,10 @@
 
 /// The one field manager every kubefoundry write uses for server-side apply.
 pub const FIELD_MANAGER: &str = "kubefoundry";
+/// The field manager that adopts user-made CF objects into their app (owner reference and
+/// relationship labels). Separate from [`FIELD_MANAGER`] so an apply that owns nothing else
+/// never prunes spec fields the façade applied under that name, and vice versa.
+pub const ADOPTION_FIELD_MANAGER: &str = "kubefoundry-adoption";
 
 /// The GUID of the org an object belongs to.
 pub const ORG_GUID: &str = "kubefoundry.dev/org-guid";

@@ -256,10 +256,13 @@ async fn a_restarted_controller_makes_zero_writes_for_converged_objects() {
             }
         }
     });
+    let write_requests = || tc.sim.cluster.requests.writes_except(|resource| resource == "leases");
+    let requests_before = write_requests();
     let ctl = start_controller(&tc, "replica-b");
     // Long enough for every reconciler to have looked at every object again.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(writes.load(Ordering::SeqCst), 0, "a converged tree must cause no writes");
+    assert_eq!(writes.load(Ordering::SeqCst), 0, "a converged tree must cause no stored changes");
+    assert_eq!(write_requests(), requests_before, "nor any write request: {:?}", tc.sim.cluster.requests.snapshot());
     stop(ctl).await;
     watcher.abort();
 }

@@ -5,8 +5,9 @@
 //! Run with `cargo bench -p kubefoundry-sim --bench throughput`. It reports figures and never
 //! asserts them, because absolute numbers depend on the (shared, noisy) machine. Knobs:
 //! `KF_BENCH_N` (ConfigMaps, default 100,000), `KF_BENCH_CRD_N` (CFApps, default N/5),
-//! `KF_BENCH_MODS` (live-watch modifications, default N/10) and `KF_BENCH_CONCURRENCY`
-//! (concurrent client tasks, default 16).
+//! `KF_BENCH_MODS` (live-watch modifications, default N/10), `KF_BENCH_CONCURRENCY`
+//! (concurrent client tasks, default 16) and `KF_BENCH_PHASES` (which of `list`, `watch` and
+//! `crd` run after the creates, comma-separated, default all; handy under a profiler).
 
 use std::{
     collections::BTreeMap,
@@ -18,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::{StreamExt as _, TryStreamExt as _};
+use futures::{StreamExt as _, TryStreamExt as _, io::AsyncBufReadExt as _};
 use k8s_openapi::{
     api::core::v1::{ConfigMap, Namespace},
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
@@ -51,6 +52,7 @@ struct Settings {
     crd_n: usize,
     mods: usize,
     concurrency: usize,
+    phases: Vec<String>,
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -69,7 +71,16 @@ impl Settings {
             crd_n: env_usize("KF_BENCH_CRD_N", (n / 5).max(1)),
             mods: env_usize("KF_BENCH_MODS", (n / 10).max(1)),
             concurrency: env_usize("KF_BENCH_CONCURRENCY", 16),
+            phases: std::env::var("KF_BENCH_PHASES")
+                .unwrap_or_else(|_| "list,watch,crd".to_owned())
+                .split(',')
+                .map(|p| p.trim().to_owned())
+                .collect(),
         }
+    }
+
+    fn runs(&self, phase: &str) -> bool {
+        self.phases.iter().any(|p| p == phase)
     }
 }
 
@@ -242,7 +253,7 @@ fn cf_app(ar: &ApiResource, i: usize) -> DynamicObject {
         .data(json!({
             "spec": {
                 "displayName": format!("app {i}"),
-                "desiredState": if i % 2 == 0 { "STARTED" } else { "STOPPED" },
+                "desiredState": if i.is_multiple_of(2) { "STARTED" } else { "STOPPED" },
                 "env": {"GREETING": "hello", "LOG_LEVEL": "info", "WORKERS": (i % 8).to_string()},
                 "lifecycle": {"type": "buildpack", "buildpacks": ["ruby_buildpack"], "stack": "cflinuxfs4"},
             }
@@ -279,16 +290,21 @@ async fn run(s: Settings) -> Result<()> {
     let rss_loaded = print_rss(&format!("after {} ConfigMaps", s.n));
     memory_report(&running, rss_empty, rss_loaded, s.n);
 
-    println!("\nlist ({} items; median of {LIST_RUNS} runs)", s.n);
-    list_report(&client, &cms, s.n).await?;
-
-    println!("\nwatch");
-    initial_watch(&cms, s.n).await?;
-    live_watch(&cms, s.mods, s.concurrency).await?;
+    if s.runs("list") {
+        println!("\nlist ({} items; median of {LIST_RUNS} runs)", s.n);
+        list_report(&running, &client, &cms, s.n).await?;
+    }
+    if s.runs("watch") {
+        println!("\nwatch");
+        initial_watch(&client, &cms, s.n).await?;
+        live_watch(&cms, s.mods, s.concurrency).await?;
+    }
     print_rss("after list and watch");
 
-    println!("\nCRD-backed custom resources (CFApp: structural schema, defaults, 3 CEL rules)");
-    cf_apps(&running, &client, &s, &created).await?;
+    if s.runs("crd") {
+        println!("\nCRD-backed custom resources (CFApp: structural schema, defaults, 3 CEL rules)");
+        cf_apps(&running, &client, &s, &created).await?;
+    }
 
     let rss_end = print_rss("at the end");
     if let (Some(a), Some(b)) = (rss_start, rss_end) {
@@ -322,7 +338,7 @@ fn memory_report(running: &Running, before: Option<u64>, after: Option<u64>, n: 
     }
 }
 
-async fn list_report(client: &Client, cms: &Api<ConfigMap>, n: usize) -> Result<()> {
+async fn list_report(running: &Running, client: &Client, cms: &Api<ConfigMap>, n: usize) -> Result<()> {
     // Typed: what an informer or controller pays, including kube-rs decoding every item.
     let mut runs = Vec::new();
     let mut count = 0;
@@ -354,6 +370,32 @@ async fn list_report(client: &Client, cms: &Api<ConfigMap>, n: usize) -> Result<
         rate(n, raw),
         ms(raw),
         mib(bytes as u64)
+    );
+
+    // The server's own work, in process and single-threaded: reading the items out of the
+    // store and encoding the JSON body, with no HTTP and no client.
+    let rt = running
+        .cluster
+        .registry
+        .get("", "v1", "configmaps")
+        .ok_or("ConfigMaps are not served")?;
+    let mut runs = Vec::new();
+    for _ in 0..LIST_RUNS {
+        let t = Instant::now();
+        let page = running
+            .cluster
+            .store
+            .list_page(&rt.key(), Some(NS), None, None, None, |_| true);
+        let items = page.map(|p| p.items).unwrap_or_default();
+        let body = kubefoundry_sim::api::encode::list_body(&rt, &json!({"resourceVersion": "1"}), &items);
+        runs.push(t.elapsed());
+        drop(body);
+    }
+    let encode = median(runs);
+    println!(
+        "  full list, server side only            {:>9.0} items/s   {:>8.1} ms per list (store read + JSON encode, in process)",
+        rate(n, encode),
+        ms(encode)
     );
 
     // Paginated: client-go's reflector pattern, each page a separate request with a continue token.
@@ -391,7 +433,7 @@ async fn list_report(client: &Client, cms: &Api<ConfigMap>, n: usize) -> Result<
 
 /// A watch from resourceVersion 0: the server sends every object as a synthetic ADDED, the
 /// way an informer without a prior list starts.
-async fn initial_watch(cms: &Api<ConfigMap>, n: usize) -> Result<()> {
+async fn initial_watch(client: &Client, cms: &Api<ConfigMap>, n: usize) -> Result<()> {
     let t = Instant::now();
     let mut stream = cms
         .watch(&WatchParams::default().timeout(290), "0")
@@ -420,6 +462,27 @@ async fn initial_watch(cms: &Api<ConfigMap>, n: usize) -> Result<()> {
         rate(added, wall),
         wall.as_secs_f64(),
         ms(first.unwrap_or_default()),
+    );
+
+    // Raw: the server's share, with the client only splitting lines.
+    let t = Instant::now();
+    let request = kube::core::Request::new(format!("/api/v1/namespaces/{NS}/configmaps"))
+        .watch(&WatchParams::default().timeout(290), "0")?;
+    let mut lines = std::pin::pin!(client.request_stream(request).await?.lines());
+    let mut raw = 0;
+    while let Some(line) = lines.as_mut().try_next().await? {
+        if line.contains(r#""type":"ADDED""#) {
+            raw += 1;
+            if raw == n {
+                break;
+            }
+        }
+    }
+    let wall = t.elapsed();
+    println!(
+        "  watch from RV 0, raw lines             {:>9.0} events/s  ({raw} in {:.2} s)",
+        rate(raw, wall),
+        wall.as_secs_f64(),
     );
     Ok(())
 }
@@ -508,7 +571,6 @@ async fn cf_apps(running: &Running, client: &Client, s: &Settings, configmaps: &
     );
     let apps: Api<DynamicObject> = Api::namespaced_with(client.clone(), CF_NS, &ar);
 
-    let rss_before = rss_bytes();
     let api = apps.clone();
     let ar2 = ar.clone();
     let created = concurrently(s.crd_n, s.concurrency, move |i| {
@@ -526,12 +588,6 @@ async fn cf_apps(running: &Running, client: &Client, s: &Settings, configmaps: &
         "  wall time per write                    {per_app:>9.1} µs per CFApp vs {per_cm:.1} µs per ConfigMap ({:+.1} µs)",
         per_app - per_cm
     );
-    if let (Some(a), Some(b)) = (rss_before, rss_bytes()) {
-        println!(
-            "  memory per CFApp                       {:>9.0} B",
-            b.saturating_sub(a) as f64 / s.crd_n as f64
-        );
-    }
 
     // The schema alone, in process and single-threaded: prune, default and validate (with the
     // CEL rules) the objects as a create does, without HTTP, JSON decoding or the store.

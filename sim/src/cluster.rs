@@ -98,6 +98,43 @@ impl Faults {
     }
 }
 
+/// Requests served so far, keyed `"<verb> <resource>"` (`"patch deployments"`,
+/// `"list cfapps"`; `"other"` for non-resource requests).
+#[derive(Default)]
+pub struct RequestCounts {
+    counts: Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+impl RequestCounts {
+    /// Counts one request.
+    pub fn record(&self, key: String) {
+        *self.counts.lock().unwrap_or_else(PoisonError::into_inner).entry(key).or_default() += 1;
+    }
+
+    /// The counts so far.
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, u64> {
+        self.counts.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Requests that may write (create, update, patch, delete, deletecollection), leaving out
+    /// resources for which `skip` is true (say, leader-election Leases).
+    pub fn writes_except(&self, skip: impl Fn(&str) -> bool) -> u64 {
+        self.snapshot()
+            .iter()
+            .filter(|(key, _)| {
+                let (verb, resource) = key.split_once(' ').unwrap_or((key.as_str(), ""));
+                matches!(verb, "create" | "update" | "patch" | "delete" | "deletecollection") && !skip(resource)
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Every request.
+    pub fn total(&self) -> u64 {
+        self.snapshot().values().sum()
+    }
+}
+
 /// The whole simulated cluster.
 pub struct Cluster {
     /// Every object.
@@ -108,6 +145,8 @@ pub struct Cluster {
     pub config: Config,
     /// Injected failures.
     pub faults: Faults,
+    /// Requests served, by kube verb, so tests and benchmarks can count API calls.
+    pub requests: RequestCounts,
     /// Bearer tokens from the token file (and the generated admin token).
     pub tokens: TokenFile,
     /// Signs and verifies ServiceAccount tokens.
@@ -125,6 +164,7 @@ impl Cluster {
             registry: Registry::default(),
             config,
             faults: Faults::default(),
+            requests: RequestCounts::default(),
             tokens,
             service_account_key,
             ca_pem: String::new(),

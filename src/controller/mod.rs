@@ -2,7 +2,12 @@
 //! in-cluster config) points at. Each reconciler follows one pipeline:
 //! resolve (from caches) → build (pure) → apply (server-side apply, prune by label) → status.
 
+pub mod adopt;
+pub mod app;
 pub mod apply;
+pub mod build;
+pub mod domain;
+pub mod droplet;
 pub mod error;
 pub mod events;
 pub mod leader;
@@ -10,7 +15,13 @@ pub mod metrics;
 pub mod names;
 pub mod namespaces;
 pub mod org;
+pub mod package;
+pub mod podspec;
+pub mod process;
 pub mod role;
+pub mod route;
+pub mod service_binding;
+pub mod service_instance;
 pub mod space;
 pub mod status;
 
@@ -57,6 +68,8 @@ pub struct Config {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// The IngressClass route Ingresses name; unset means the cluster's default class.
     pub ingress_class: Option<String>,
+    /// First retry delay after a transient failure; it doubles per failure up to 5 minutes.
+    pub backoff_base: Duration,
 }
 
 impl Default for Config {
@@ -70,6 +83,7 @@ impl Default for Config {
             user_prefix: String::new(),
             metrics_addr: None,
             ingress_class: None,
+            backoff_base: Duration::from_secs(5),
         }
     }
 }
@@ -291,6 +305,13 @@ pub async fn run(
             Box::pin(org::run(ctx.clone(), shutdown.clone())),
             Box::pin(space::run(ctx.clone(), shutdown.clone())),
             Box::pin(role::run(ctx.clone(), shutdown.clone())),
+            Box::pin(package::run(ctx.clone(), shutdown.clone())),
+            Box::pin(build::run(ctx.clone(), shutdown.clone())),
+            Box::pin(droplet::run(ctx.clone(), shutdown.clone())),
+            Box::pin(domain::run(ctx.clone(), shutdown.clone())),
+            Box::pin(route::run(ctx.clone(), shutdown.clone())),
+            Box::pin(service_instance::run(ctx.clone(), shutdown.clone())),
+            Box::pin(service_binding::run(ctx.clone(), shutdown.clone())),
         ];
         futures::future::join_all(reconcilers).await;
     };
@@ -345,7 +366,7 @@ pub fn requeue<K: kube::Resource>(ctx: &Context, object: &K, outcome: Result<()>
     }
 }
 
-/// Retries transient failures with growing delays (5 s doubling to 5 min); invalid objects
+/// Retries transient failures with growing delays (`backoff_base`, doubling, up to 5 min); invalid objects
 /// wait for a change.
 pub fn error_policy<K>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action
 where
@@ -359,7 +380,7 @@ where
     let mut failures = ctx.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let n = failures.entry(key).or_insert(0);
     *n = (*n + 1).min(7);
-    let delay = Duration::from_secs(5 * 2u64.pow(*n - 1)).min(Duration::from_secs(300));
+    let delay = (ctx.config.backoff_base * 2u32.pow(*n - 1)).min(Duration::from_secs(300));
     ctx.metrics.backing_off.set(i64::try_from(failures.len()).unwrap_or(i64::MAX));
     Action::requeue(delay)
 }

@@ -47,6 +47,11 @@ pub fn ingress_tls(route: &str) -> String {
     format!("route-{route}-tls")
 }
 
+/// The CFProcess the app reconciler makes for `process_type` of `app`.
+pub fn process(app: &str, process_type: &str) -> String {
+    format!("{app}-{process_type}")
+}
+
 /// The Job of a task.
 pub fn job(task: &str) -> String {
     format!("task-{task}")

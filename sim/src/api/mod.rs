@@ -102,6 +102,11 @@ async fn serve(State(cluster): State<Arc<Cluster>>, request: Request) -> Respons
             return ApiError::new(413, "RequestEntityTooLarge", "the request is too large").into_response();
         }
     };
+    cluster.requests.record(if info.is_resource_request {
+        format!("{} {}", info.verb, info.resource)
+    } else {
+        "other".to_owned()
+    });
     let ctx = Ctx { info, query: parse_query(&raw_query), headers: parts.headers, user };
     tracing::debug!(method = %parts.method, path, verb = ctx.info.verb, "request");
     let result = if ctx.info.is_resource_request {

@@ -300,7 +300,6 @@ mod tests {
             "name": "r1",
             "uid": "uid-r1",
             "controller": true,
-            "blockOwnerDeletion": true,
         }])
     }
 

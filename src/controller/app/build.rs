@@ -1,0 +1,249 @@
+//! The pure half of the CFApp reconciler: which CFProcesses an app needs, the labels and
+//! owner reference its children carry, and the app status summed from its processes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kube::{Resource, ResourceExt, api::ObjectMeta};
+use serde_json::{Value, json};
+
+use crate::{
+    controller::{
+        Result, names,
+        status::{Want, merge},
+    },
+    crd::{
+        AppState, CFApp, CFAppStatus, CFDroplet, CFProcess, CFProcessSpec, CommonStatus, HealthCheck, HealthCheckType,
+    },
+    labels::{APP_GUID, MANAGED_BY, MANAGED_BY_VALUE, PROCESS_TYPE, SPACE_GUID},
+};
+
+/// Memory of a new process, in MB (Cloud Controller's default).
+const NEW_PROCESS_MEMORY_MB: i64 = 1024;
+/// Disk of a new process, in MB.
+const NEW_PROCESS_DISK_MB: i64 = 1024;
+
+/// Whether `t` is a valid CFProcess type (the CRD's pattern), so creating it cannot be rejected.
+fn valid_type(t: &str) -> bool {
+    let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    t.len() <= 63
+        && t.starts_with(ok)
+        && t.ends_with(ok)
+        && t.chars().all(|c| ok(c) || c == '-' || c == '_')
+}
+
+/// The process types an app has: `web` always (CF apps have one from creation), plus every
+/// type the droplet declares. Types that are not valid names are left out.
+pub fn process_types(droplet: Option<&CFDroplet>) -> BTreeSet<String> {
+    let mut types = BTreeSet::from(["web".to_owned()]);
+    if let Some(d) = droplet {
+        let status = d.status.as_ref().map(|s| &s.process_types).filter(|t| !t.is_empty());
+        types.extend(status.unwrap_or(&d.spec.process_types).keys().filter(|t| valid_type(t)).cloned());
+    }
+    types
+}
+
+/// The labels mirroring an app relationship onto its children, for filtered lists.
+pub fn child_labels(app: &CFApp) -> BTreeMap<String, String> {
+    BTreeMap::from([(APP_GUID.to_owned(), app.name_any()), (SPACE_GUID.to_owned(), app.namespace().unwrap_or_default())])
+}
+
+/// A new process of `app`: one `web` instance, none of other types (CF's defaults), which the
+/// user then scales; it is created once and never overwritten.
+pub fn new_process(app: &CFApp, process_type: &str) -> CFProcess {
+    let mut labels = child_labels(app);
+    labels.insert(PROCESS_TYPE.to_owned(), process_type.to_owned());
+    labels.insert(MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned());
+    let web = process_type == "web";
+    CFProcess {
+        metadata: ObjectMeta {
+            name: Some(names::process(&app.name_any(), process_type)),
+            namespace: app.namespace(),
+            labels: Some(labels),
+            owner_references: app.controller_owner_ref(&()).map(|r| vec![r]),
+            ..ObjectMeta::default()
+        },
+        spec: CFProcessSpec {
+            app_guid: app.name_any(),
+            process_type: process_type.to_owned(),
+            command: None,
+            instances: i32::from(web),
+            memory_in_mb: Some(NEW_PROCESS_MEMORY_MB),
+            disk_in_mb: Some(NEW_PROCESS_DISK_MB),
+            log_rate_limit_in_bytes_per_second: None,
+            // Only web processes listen; others are healthy while they run.
+            health_check: HealthCheck {
+                type_: if web { HealthCheckType::Port } else { HealthCheckType::Process },
+                ..HealthCheck::default()
+            },
+            readiness_health_check: None,
+        },
+        status: None,
+    }
+}
+
+/// A server-side apply body adding the app's labels (plus `extra`) and an owner reference
+/// to a child made by someone else (kubectl, the API), or `None` when it already has them.
+/// The owner reference is not a controller reference: the child may already have a controller.
+pub fn adopt<K>(app: &CFApp, child: &K, extra: &[(&str, &str)]) -> Option<Value>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let mut labels = child_labels(app);
+    labels.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let labelled = labels.iter().all(|(k, v)| child.labels().get(k) == Some(v));
+    let owned = child.owner_references().iter().any(|o| Some(&o.uid) == app.uid().as_ref());
+    if labelled && owned {
+        return None;
+    }
+    Some(json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": {
+            "name": child.name_any(),
+            "labels": labels,
+            "ownerReferences": app.owner_ref(&()).into_iter().collect::<Vec<_>>(),
+        },
+    }))
+}
+
+/// The app status: `STARTED` while it should run and some instance is ready, ready instances
+/// summed over its processes, `Ready` from the reconcile and `Running` from the instances.
+pub fn status(app: &CFApp, processes: &[&CFProcess], outcome: &Result<()>) -> CFAppStatus {
+    let current = app.status.clone().unwrap_or_default();
+    let generation = app.metadata.generation;
+    let common = crate::controller::ready_status(&current.common, generation, outcome, "ProcessesReady");
+    let ready: i32 = processes.iter().filter_map(|p| p.status.as_ref()).map(|s| s.ready_instances).sum();
+    let wanted: i32 = processes.iter().map(|p| p.spec.instances).sum();
+    let started = app.spec.desired_state == AppState::Started;
+    let running = started && ready > 0;
+    let message = format!("{ready}/{wanted} instances ready");
+    let reason = match (started, ready > 0) {
+        (false, _) => "Stopped",
+        (true, true) => "InstancesReady",
+        (true, false) => "NoReadyInstances",
+    };
+    let want = Want { type_: "Running", ok: running, reason, message };
+    CFAppStatus {
+        common: CommonStatus {
+            observed_generation: common.observed_generation,
+            conditions: merge(&common.conditions, &[want], generation),
+        },
+        state: Some(if running { AppState::Started } else { AppState::Stopped }),
+        ready_instances: Some(ready),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+
+    use super::*;
+    use crate::{
+        controller::Error,
+        crd::{CFProcessStatus, CFTask},
+        fixtures,
+    };
+
+    fn with_uid(mut app: CFApp) -> CFApp {
+        app.metadata.uid = Some("uid-a1".into());
+        app
+    }
+
+    /// Docker droplets always declare `web`; worker types come from Procfiles or the droplet spec.
+    #[test]
+    fn every_droplet_type_gets_a_process_plus_web() {
+        let mut droplet = fixtures::droplet("d1", "a1", "img");
+        droplet.spec.process_types =
+            [("worker".to_owned(), "w".to_owned()), ("Bad Type".to_owned(), "x".to_owned())].into();
+        let types: Vec<String> = process_types(Some(&droplet)).into_iter().collect();
+        assert_eq!(types, ["web", "worker"]);
+        assert_eq!(process_types(None).into_iter().collect::<Vec<_>>(), ["web"]);
+    }
+
+    /// CF defaults: web runs one port-checked instance; other types start at zero instances.
+    #[test]
+    fn new_processes_carry_cf_defaults_labels_and_owner() {
+        let app = with_uid(fixtures::app("a1", "my-app"));
+        let value = serde_json::to_value(new_process(&app, "worker")).unwrap();
+        assert_eq!(
+            value,
+            json!({
+                "apiVersion": "kubefoundry.dev/v1alpha1",
+                "kind": "CFProcess",
+                "metadata": {
+                    "name": "a1-worker",
+                    "namespace": "space-1",
+                    "labels": {
+                        "app.kubernetes.io/managed-by": "kubefoundry",
+                        "kubefoundry.dev/app-guid": "a1",
+                        "kubefoundry.dev/process-type": "worker",
+                        "kubefoundry.dev/space-guid": "space-1",
+                    },
+                    "ownerReferences": [{
+                        "apiVersion": "kubefoundry.dev/v1alpha1",
+                        "kind": "CFApp",
+                        "name": "a1",
+                        "uid": "uid-a1",
+                        "controller": true,
+                        "blockOwnerDeletion": true,
+                    }],
+                },
+                "spec": {
+                    "appGuid": "a1",
+                    "processType": "worker",
+                    "instances": 0,
+                    "memoryInMb": 1024,
+                    "diskInMb": 1024,
+                    "healthCheck": {"type": "process"},
+                },
+            })
+        );
+        assert_eq!(new_process(&app, "web").spec.instances, 1);
+    }
+
+    /// A kubectl-made child gets the app's labels once; afterwards adopting is a no-op.
+    #[test]
+    fn adopting_writes_only_when_labels_or_owner_are_missing() {
+        let app = with_uid(fixtures::app("a1", "my-app"));
+        let mut task = fixtures::task("t1", "a1", "echo");
+        let patch = adopt(&app, &task, &[]).unwrap();
+        assert_eq!(
+            patch,
+            json!({
+                "apiVersion": "kubefoundry.dev/v1alpha1",
+                "kind": "CFTask",
+                "metadata": {
+                    "name": "t1",
+                    "labels": {"kubefoundry.dev/app-guid": "a1", "kubefoundry.dev/space-guid": "space-1"},
+                    "ownerReferences": [{"apiVersion": "kubefoundry.dev/v1alpha1", "kind": "CFApp", "name": "a1", "uid": "uid-a1"}],
+                },
+            })
+        );
+        task.metadata.labels = Some(child_labels(&app));
+        task.metadata.owner_references = app.owner_ref(&()).map(|r| vec![r]);
+        assert_eq!(adopt::<CFTask>(&app, &task, &[]), None);
+    }
+
+    #[test]
+    fn app_is_started_only_with_ready_instances() {
+        let process = |ready| {
+            let mut p = fixtures::process("a1-web", "a1", "web").instances(2);
+            p.status = Some(CFProcessStatus { ready_instances: ready, ..CFProcessStatus::default() });
+            p
+        };
+        let (none, two) = (process(0), process(2));
+        let app = fixtures::app("a1", "my-app").started();
+        let s = status(&app, &[&two], &Ok(()));
+        assert_eq!((s.state, s.ready_instances), (Some(AppState::Started), Some(2)));
+        assert_eq!(s.common.condition("Running").unwrap().message, "2/2 instances ready");
+        let s = status(&app, &[&none], &Ok(()));
+        assert_eq!(s.state, Some(AppState::Stopped));
+        assert_eq!(s.common.condition("Running").unwrap().reason, "NoReadyInstances");
+        let s = status(&fixtures::app("a1", "my-app"), &[&two], &Ok(()));
+        assert_eq!(s.state, Some(AppState::Stopped));
+        let no_droplet = Err(Error::Invalid { reason: "NoDroplet", message: "the app has no current droplet".into() });
+        let s = status(&app, &[], &no_droplet);
+        let ready = s.common.condition("Ready").unwrap();
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "NoDroplet"));
+    }
+}

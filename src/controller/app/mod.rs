@@ -1,0 +1,101 @@
+//! CFApp → its CFProcesses: one per process type of the current droplet, plus `web`, each
+//! created once (users scale them afterwards) and labelled with the app's relationships.
+//! The app's status sums its processes: `STARTED` once an instance is ready.
+
+pub mod build;
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams, PostParams},
+    core::DeserializeGuard,
+    runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
+};
+
+use super::{Caches, Context, Error, Result, process::resolve_droplet};
+use crate::{
+    crd::{CFApp, CFDroplet, CFProcess},
+    labels::{FIELD_MANAGER, PROCESS_TYPE},
+};
+
+fn app_ref(caches: &Caches, namespace: Option<String>, app: &str) -> Option<ObjectRef<DeserializeGuard<CFApp>>> {
+    let namespace = namespace?;
+    caches.apps.get(&ObjectRef::new(app).within(&namespace)).map(|_| ObjectRef::new(app).within(&namespace))
+}
+
+/// Runs the CFApp reconciler until `shutdown`.
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let client = ctx.client.clone();
+    let api: Api<DeserializeGuard<CFApp>> = Api::all(client.clone());
+    let (c1, c2) = (ctx.caches.clone(), ctx.caches.clone());
+    Controller::new(api, watcher::Config::default())
+        // Processes report the ready instances the app sums; kubectl-made ones need labels.
+        .watches(Api::<DeserializeGuard<CFProcess>>::all(client.clone()), watcher::Config::default(), move |p| {
+            p.0.as_ref().ok().and_then(|p| app_ref(&c1, p.namespace(), &p.spec.app_guid))
+        })
+        // A droplet being staged (or appearing) decides the process types and the Ready reason.
+        .watches(Api::<DeserializeGuard<CFDroplet>>::all(client), watcher::Config::default(), move |d| {
+            d.0.as_ref().ok().and_then(|d| app_ref(&c2, d.namespace(), &d.spec.app_guid))
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, super::error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+async fn reconcile(object: Arc<DeserializeGuard<CFApp>>, ctx: Arc<Context>) -> Result<Action> {
+    let app = object.0.as_ref().map_err(|e| Error::Deserialize(e.to_string()))?;
+    if app.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let namespace = app.namespace().unwrap_or_default();
+    let outcome = apply(app, &ctx, &namespace).await;
+    // status
+    let processes = processes_of(&ctx, &namespace, &app.name_any());
+    let processes: Vec<&CFProcess> = processes.iter().map(AsRef::as_ref).collect();
+    let status = build::status(app, &processes, &outcome);
+    let api: Api<CFApp> = Api::namespaced(ctx.client.clone(), &namespace);
+    super::apply::status(&api, app, app.status.as_ref(), status).await?;
+    super::requeue(&ctx, app, outcome)
+}
+
+fn processes_of(ctx: &Context, namespace: &str, app: &str) -> Vec<Arc<CFProcess>> {
+    ctx.caches
+        .processes
+        .state()
+        .into_iter()
+        .filter(|p| p.namespace().as_deref() == Some(namespace) && p.spec.app_guid == app)
+        .collect()
+}
+
+async fn apply(app: &CFApp, ctx: &Context, namespace: &str) -> Result<()> {
+    // resolve: without a usable droplet the app still gets its web process, and reports why
+    // nothing runs
+    let droplet = resolve_droplet(ctx, app, app.spec.current_droplet_guid.as_deref());
+    let existing = processes_of(ctx, namespace, &app.name_any());
+    // build (pure)
+    let types = build::process_types(droplet.as_deref().ok());
+    // apply
+    let api: Api<CFProcess> = Api::namespaced(ctx.client.clone(), namespace);
+    for process in &existing {
+        let process_type = process.spec.process_type.as_str();
+        if let Some(body) = build::adopt(app, process.as_ref(), &[(PROCESS_TYPE, process_type)]) {
+            let params = PatchParams::apply(FIELD_MANAGER).force();
+            api.patch(&process.name_any(), &params, &Patch::Apply(&body)).await?;
+        }
+    }
+    // Matched by type, not name: a kubectl-made process may have any name.
+    let missing = types.iter().filter(|t| !existing.iter().any(|p| &p.spec.process_type == *t));
+    for process_type in missing {
+        let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
+        match api.create(&params, &build::new_process(app, process_type)).await {
+            Ok(_) => {}
+            // Created already; the cache has not caught up.
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    droplet.map(|_| ())
+}

@@ -1,0 +1,100 @@
+//! CFBuild → CFDroplet. A build of a READY docker package creates the droplet
+//! `names::droplet_of_build(build)` at once and is STAGED; buildpack and cnb staging is not
+//! supported yet, so such a build is FAILED at once with a CF-style error instead of hanging in
+//! STAGING. A build waiting for its package or app stays STAGING with `Ready=False` saying why.
+//! STAGED and FAILED are final: the spec is immutable, so nothing is ever staged again (a
+//! deleted droplet stays deleted). Builds are adopted by their app like packages.
+
+pub mod build;
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::{
+    Api, ResourceExt,
+    core::DeserializeGuard,
+    runtime::{
+        Controller,
+        controller::Action,
+        reflector::{ObjectRef, Store},
+        watcher,
+    },
+};
+
+use super::{Context, Error, Result, adopt, names};
+use crate::crd::{CFApp, CFBuild, CFDroplet, CFPackage};
+
+/// Runs the CFBuild reconciler until `shutdown`.
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let api: Api<DeserializeGuard<CFBuild>> = Api::all(ctx.client.clone());
+    let packages: Api<CFPackage> = Api::all(ctx.client.clone());
+    let apps: Api<CFApp> = Api::all(ctx.client.clone());
+    let (by_package, by_app) = (ctx.caches.builds.clone(), ctx.caches.builds.clone());
+    Controller::new(api, watcher::Config::default())
+        // A waiting build stages as soon as its package is READY (or appears).
+        .watches(packages, watcher::Config::default(), move |p| {
+            matching(&by_package, p.namespace(), |b| b.spec.package_guid == p.name_any() && !build::is_final(b))
+        })
+        // ... or its app appears; every build of an app is adopted once the app exists.
+        .watches(apps, watcher::Config::default(), move |a| matching(&by_app, a.namespace(), |b| b.spec.app_guid == a.name_any()))
+        .graceful_shutdown_on(shutdown)
+        .run(super::metrics::instrument("CFBuild", reconcile), super::error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+/// Builds in `namespace` for which `keep` holds.
+fn matching(
+    builds: &Store<CFBuild>,
+    namespace: Option<String>,
+    keep: impl Fn(&CFBuild) -> bool,
+) -> Vec<ObjectRef<DeserializeGuard<CFBuild>>> {
+    builds
+        .state()
+        .iter()
+        .filter(|b| b.namespace() == namespace && keep(b))
+        .map(|b| ObjectRef::new(&b.name_any()).within(&b.namespace().unwrap_or_default()))
+        .collect()
+}
+
+fn in_space<K: kube::Resource<DynamicType = ()>>(name: &str, namespace: &str) -> ObjectRef<K> {
+    ObjectRef::new(name).within(namespace)
+}
+
+async fn reconcile(object: Arc<DeserializeGuard<CFBuild>>, ctx: Arc<Context>) -> Result<Action> {
+    let build = object.0.as_ref().map_err(|e| Error::Deserialize(e.to_string()))?;
+    let namespace = build.namespace().unwrap_or_default();
+    let api: Api<CFBuild> = Api::namespaced(ctx.client.clone(), &namespace);
+    // resolve
+    let app = ctx.caches.apps.get(&in_space(&build.spec.app_guid, &namespace));
+    let adopted = match &app {
+        Some(app) => adopt::adopt(&api, build, app, &build::labels(build)).await.map(|_| ()),
+        None => Ok(()),
+    };
+    if build::is_final(build) || build.metadata.deletion_timestamp.is_some() {
+        return super::requeue(&ctx, build, adopted);
+    }
+    let outcome = async {
+        adopted?;
+        let package = ctx.caches.packages.get(&in_space(&build.spec.package_guid, &namespace));
+        let droplet_name = names::droplet_of_build(&build.name_any());
+        let existing = ctx.caches.droplets.get(&in_space(&droplet_name, &namespace));
+        // build (pure)
+        match build::plan(build, package.as_deref(), app.as_deref(), existing.as_deref())? {
+            build::Plan::Fail { reason, error } => Ok(build::Outcome::Failed { reason, error }),
+            build::Plan::Stage(droplet) => {
+                // apply
+                let droplets: Api<CFDroplet> = Api::namespaced(ctx.client.clone(), &namespace);
+                super::apply::apply(&droplets, &droplet, existing.as_deref()).await?;
+                Ok(build::Outcome::Staged { droplet: droplet_name })
+            }
+        }
+    }
+    .await;
+    // status
+    let before = build.status.clone().unwrap_or_default();
+    let next = build::status(build, &outcome);
+    super::apply::status(&api, build, build.status.as_ref(), next.clone()).await?;
+    super::events::transition(&ctx, build, &before.common, &next.common).await;
+    super::requeue(&ctx, build, outcome.map(|_| ()))
+}
