@@ -20,8 +20,35 @@ use kube::{
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
+use kube::runtime::reflector::{ObjectRef, Store};
+
 use super::Result;
 use crate::{crd::CFApp, labels::ADOPTION_FIELD_MANAGER};
+
+/// The object `name` in `namespace` from `cache`, or read live when the cache has none that is
+/// `usable`. Watches that wake a reconciler and the caches it reads are separate streams, so a
+/// reconcile woken by an object becoming usable may run before the cache sees the change; the
+/// read keeps that race from turning into a backoff. Only waiting reconciles pay for it.
+pub async fn cached_or_live<K>(
+    client: &kube::Client,
+    cache: &Store<K>,
+    namespace: &str,
+    name: &str,
+    usable: impl Fn(&K) -> bool,
+) -> Result<Option<std::sync::Arc<K>>>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    let cached = cache.get(&ObjectRef::new(name).within(namespace));
+    if cached.as_deref().is_some_and(&usable) {
+        return Ok(cached);
+    }
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    Ok(api.get_opt(name).await?.map(std::sync::Arc::new))
+}
 
 /// The owner reference an adopted object carries: not a controller reference, so it coexists
 /// with any the author set, and blocking, so foreground deletion of the app waits for it.

@@ -24,6 +24,7 @@ pub mod service_binding;
 pub mod service_instance;
 pub mod space;
 pub mod status;
+pub mod task;
 
 use std::{sync::Arc, time::Duration};
 
@@ -190,6 +191,19 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
+    // Served before leader election, so a standby replica answers its probes too.
+    let metrics = Arc::new(metrics::Metrics::default());
+    if let Some(addr) = config.metrics_addr {
+        let router = metrics::router(metrics.clone());
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, router).await;
+                });
+            }
+            Err(e) => tracing::error!(%addr, error = %e, "cannot serve metrics"),
+        }
+    }
     let lease = leader::Lease::new(client.clone(), &config.lease_namespace, &config.lease_name, &config.identity);
     let leadership = lease.acquire(shutdown.clone()).await?;
     let (namespaces, ns_task) = cache::<Namespace>(&client);
@@ -254,26 +268,14 @@ pub async fn run(
     };
     ensure_cluster_roles(&client).await?;
     let reporter = kube::runtime::events::Reporter { controller: "kubefoundry".into(), instance: Some(config.identity.clone()) };
-    let metrics_addr = config.metrics_addr;
     let ctx = Arc::new(Context {
         client: client.clone(),
         config,
         caches: caches.clone(),
         failures: Default::default(),
-        metrics: Arc::new(metrics::Metrics::default()),
+        metrics,
         recorder: kube::runtime::events::Recorder::new(client.clone(), reporter),
     });
-    if let Some(addr) = metrics_addr {
-        let router = metrics::router(ctx.metrics.clone());
-        match tokio::net::TcpListener::bind(addr).await {
-            Ok(listener) => {
-                tokio::spawn(async move {
-                    let _ = axum::serve(listener, router).await;
-                });
-            }
-            Err(e) => tracing::error!(%addr, error = %e, "cannot serve metrics"),
-        }
-    }
     let tasks = futures::future::join_all(tasks);
     // Reconcilers start once caches hold a first view, so resolve never sees a false absence.
     let ready = async {
@@ -305,6 +307,9 @@ pub async fn run(
             Box::pin(org::run(ctx.clone(), shutdown.clone())),
             Box::pin(space::run(ctx.clone(), shutdown.clone())),
             Box::pin(role::run(ctx.clone(), shutdown.clone())),
+            Box::pin(app::run(ctx.clone(), shutdown.clone())),
+            Box::pin(process::run(ctx.clone(), shutdown.clone())),
+            Box::pin(task::run(ctx.clone(), shutdown.clone())),
             Box::pin(package::run(ctx.clone(), shutdown.clone())),
             Box::pin(build::run(ctx.clone(), shutdown.clone())),
             Box::pin(droplet::run(ctx.clone(), shutdown.clone())),

@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kube::{Resource, ResourceExt, api::ObjectMeta};
-use serde_json::{Value, json};
 
 use crate::{
     controller::{
@@ -42,16 +41,11 @@ pub fn process_types(droplet: Option<&CFDroplet>) -> BTreeSet<String> {
     types
 }
 
-/// The labels mirroring an app relationship onto its children, for filtered lists.
-pub fn child_labels(app: &CFApp) -> BTreeMap<String, String> {
-    BTreeMap::from([(APP_GUID.to_owned(), app.name_any()), (SPACE_GUID.to_owned(), app.namespace().unwrap_or_default())])
-}
-
 /// A new process of `app`: one `web` instance, none of other types (CF's defaults), which the
 /// user then scales; it is created once and never overwritten.
 pub fn new_process(app: &CFApp, process_type: &str) -> CFProcess {
-    let mut labels = child_labels(app);
-    labels.insert(PROCESS_TYPE.to_owned(), process_type.to_owned());
+    let mut labels: BTreeMap<String, String> =
+        relationship_labels(app, Some(process_type)).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     labels.insert(MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned());
     let web = process_type == "web";
     CFProcess {
@@ -81,29 +75,11 @@ pub fn new_process(app: &CFApp, process_type: &str) -> CFProcess {
     }
 }
 
-/// A server-side apply body adding the app's labels (plus `extra`) and an owner reference
-/// to a child made by someone else (kubectl, the API), or `None` when it already has them.
-/// The owner reference is not a controller reference: the child may already have a controller.
-pub fn adopt<K>(app: &CFApp, child: &K, extra: &[(&str, &str)]) -> Option<Value>
-where
-    K: Resource<DynamicType = ()>,
-{
-    let mut labels = child_labels(app);
-    labels.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-    let labelled = labels.iter().all(|(k, v)| child.labels().get(k) == Some(v));
-    let owned = child.owner_references().iter().any(|o| Some(&o.uid) == app.uid().as_ref());
-    if labelled && owned {
-        return None;
-    }
-    Some(json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "metadata": {
-            "name": child.name_any(),
-            "labels": labels,
-            "ownerReferences": app.owner_ref(&()).into_iter().collect::<Vec<_>>(),
-        },
-    }))
+/// The relationship labels adoption puts on a child of `app` (plus its process type, if any).
+pub fn relationship_labels(app: &CFApp, process_type: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut labels = vec![(APP_GUID, app.name_any()), (SPACE_GUID, app.namespace().unwrap_or_default())];
+    labels.extend(process_type.map(|t| (PROCESS_TYPE, t.to_owned())));
+    labels
 }
 
 /// The app status: `STARTED` while it should run and some instance is ready, ready instances
@@ -136,11 +112,12 @@ pub fn status(app: &CFApp, processes: &[&CFProcess], outcome: &Result<()>) -> CF
 #[cfg(test)]
 mod tests {
     use pretty_assertions::assert_eq;
+    use serde_json::json;
 
     use super::*;
     use crate::{
         controller::Error,
-        crd::{CFProcessStatus, CFTask},
+        crd::CFProcessStatus,
         fixtures,
     };
 
@@ -201,27 +178,17 @@ mod tests {
         assert_eq!(new_process(&app, "web").spec.instances, 1);
     }
 
-    /// A kubectl-made child gets the app's labels once; afterwards adopting is a no-op.
     #[test]
-    fn adopting_writes_only_when_labels_or_owner_are_missing() {
-        let app = with_uid(fixtures::app("a1", "my-app"));
-        let mut task = fixtures::task("t1", "a1", "echo");
-        let patch = adopt(&app, &task, &[]).unwrap();
+    fn children_are_labelled_with_their_relationships() {
+        let app = fixtures::app("a1", "my-app");
         assert_eq!(
-            patch,
-            json!({
-                "apiVersion": "kubefoundry.dev/v1alpha1",
-                "kind": "CFTask",
-                "metadata": {
-                    "name": "t1",
-                    "labels": {"kubefoundry.dev/app-guid": "a1", "kubefoundry.dev/space-guid": "space-1"},
-                    "ownerReferences": [{"apiVersion": "kubefoundry.dev/v1alpha1", "kind": "CFApp", "name": "a1", "uid": "uid-a1"}],
-                },
-            })
+            relationship_labels(&app, Some("web")),
+            [
+                ("kubefoundry.dev/app-guid", "a1".to_owned()),
+                ("kubefoundry.dev/space-guid", "space-1".to_owned()),
+                ("kubefoundry.dev/process-type", "web".to_owned()),
+            ]
         );
-        task.metadata.labels = Some(child_labels(&app));
-        task.metadata.owner_references = app.owner_ref(&()).map(|r| vec![r]);
-        assert_eq!(adopt::<CFTask>(&app, &task, &[]), None);
     }
 
     #[test]

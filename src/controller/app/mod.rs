@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use kube::{
     Api, Resource, ResourceExt,
-    api::{Patch, PatchParams, PostParams},
+    api::PostParams,
     core::DeserializeGuard,
     runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
 };
@@ -17,7 +17,7 @@ use kube::{
 use super::{Caches, Context, Error, Result, process::resolve_droplet};
 use crate::{
     crd::{CFApp, CFDroplet, CFProcess},
-    labels::{FIELD_MANAGER, PROCESS_TYPE},
+    labels::FIELD_MANAGER,
 };
 
 fn app_ref(caches: &Caches, namespace: Option<String>, app: &str) -> Option<ObjectRef<DeserializeGuard<CFApp>>> {
@@ -80,11 +80,8 @@ async fn apply(app: &CFApp, ctx: &Context, namespace: &str) -> Result<()> {
     // apply
     let api: Api<CFProcess> = Api::namespaced(ctx.client.clone(), namespace);
     for process in &existing {
-        let process_type = process.spec.process_type.as_str();
-        if let Some(body) = build::adopt(app, process.as_ref(), &[(PROCESS_TYPE, process_type)]) {
-            let params = PatchParams::apply(FIELD_MANAGER).force();
-            api.patch(&process.name_any(), &params, &Patch::Apply(&body)).await?;
-        }
+        let labels = build::relationship_labels(app, Some(&process.spec.process_type));
+        super::adopt::adopt(&api, process.as_ref(), app, &labels).await?;
     }
     // Matched by type, not name: a kubectl-made process may have any name.
     let missing = types.iter().filter(|t| !existing.iter().any(|p| &p.spec.process_type == *t));

@@ -47,7 +47,13 @@ pub fn check(domain: &CFDomain, root_namespace: &str, resolved: &Resolved) -> Re
 
 /// The orgs a domain names: its owner first, then those it is shared with.
 pub fn named_orgs(domain: &CFDomain) -> Vec<String> {
-    domain.spec.organization_guid.iter().chain(&domain.spec.shared_organization_guids).cloned().collect()
+    domain
+        .spec
+        .organization_guid
+        .iter()
+        .chain(&domain.spec.shared_organization_guids)
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]
@@ -61,7 +67,10 @@ mod tests {
     use crate::fixtures;
 
     fn ok() -> Resolved {
-        Resolved { in_root_namespace: true, ..Resolved::default() }
+        Resolved {
+            in_root_namespace: true,
+            ..Resolved::default()
+        }
     }
 
     #[test]
@@ -71,10 +80,19 @@ mod tests {
 
     #[test]
     fn domains_elsewhere_are_invalid() {
-        let resolved = Resolved { in_root_namespace: false, ..Resolved::default() };
+        let resolved = Resolved {
+            in_root_namespace: false,
+            ..Resolved::default()
+        };
         let err = check(&fixtures::domain("d1", "apps.example.com"), "cf", &resolved).unwrap_err();
         assert!(err.is_permanent());
-        assert_eq!(err.condition(), ("WrongNamespace", "CFDomains live in the root namespace \"cf\"".to_owned()));
+        assert_eq!(
+            err.condition(),
+            (
+                "WrongNamespace",
+                "CFDomains live in the root namespace \"cf\"".to_owned()
+            )
+        );
     }
 
     #[test]
@@ -83,7 +101,10 @@ mod tests {
         domain.spec.organization_guid = Some("org-a".to_owned());
         domain.spec.shared_organization_guids = vec!["org-b".to_owned()];
         assert_eq!(named_orgs(&domain), vec!["org-a".to_owned(), "org-b".to_owned()]);
-        let resolved = Resolved { missing_orgs: vec!["org-a".to_owned()], ..ok() };
+        let resolved = Resolved {
+            missing_orgs: vec!["org-a".to_owned()],
+            ..ok()
+        };
         let err = check(&domain, "cf", &resolved).unwrap_err();
         assert!(!err.is_permanent());
         assert_eq!(
@@ -96,16 +117,38 @@ mod tests {
     fn tls_secret_must_exist_and_hold_a_key_pair() {
         let mut domain = fixtures::domain("d1", "apps.example.com");
         domain.spec.tls_secret_name = Some("apps-tls".to_owned());
-        let missing = Resolved { tls_secret: Some(None), ..ok() };
-        assert_eq!(check(&domain, "cf", &missing).unwrap_err().condition().0, "TLSSecretNotFound");
+        let missing = Resolved {
+            tls_secret: Some(None),
+            ..ok()
+        };
+        assert_eq!(
+            check(&domain, "cf", &missing).unwrap_err().condition().0,
+            "TLSSecretNotFound"
+        );
         let mut secret = Secret::default();
         secret.metadata.name = Some("apps-tls".to_owned());
-        let empty = Resolved { tls_secret: Some(Some(secret.clone())), ..ok() };
-        assert_eq!(check(&domain, "cf", &empty).unwrap_err().condition().0, "InvalidTLSSecret");
+        let empty = Resolved {
+            tls_secret: Some(Some(secret.clone())),
+            ..ok()
+        };
+        assert_eq!(
+            check(&domain, "cf", &empty).unwrap_err().condition().0,
+            "InvalidTLSSecret"
+        );
         secret.data = Some(BTreeMap::from([
             ("tls.crt".to_owned(), ByteString(b"c".to_vec())),
             ("tls.key".to_owned(), ByteString(b"k".to_vec())),
         ]));
-        assert!(check(&domain, "cf", &Resolved { tls_secret: Some(Some(secret)), ..ok() }).is_ok());
+        assert!(
+            check(
+                &domain,
+                "cf",
+                &Resolved {
+                    tls_secret: Some(Some(secret)),
+                    ..ok()
+                }
+            )
+            .is_ok()
+        );
     }
 }

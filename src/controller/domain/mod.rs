@@ -28,16 +28,30 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let (on_org, on_secret) = (ctx.clone(), ctx.clone());
     Controller::new(api, watcher::Config::default())
         // A private domain waits for its org to appear.
-        .watches(Api::<DeserializeGuard<CFOrg>>::namespaced(client.clone(), &root), watcher::Config::default(), move |org| {
-            let org = org.name_any();
-            domains_where(&on_org, |d| build::named_orgs(d).contains(&org))
-        })
-        .watches(Api::<Secret>::namespaced(client, &root), watcher::Config::default(), move |secret| {
-            let name = secret.name_any();
-            domains_where(&on_secret, |d| d.spec.tls_secret_name.as_deref() == Some(name.as_str()))
-        })
+        .watches(
+            Api::<DeserializeGuard<CFOrg>>::namespaced(client.clone(), &root),
+            watcher::Config::default(),
+            move |org| {
+                let org = org.name_any();
+                domains_where(&on_org, |d| build::named_orgs(d).contains(&org))
+            },
+        )
+        .watches(
+            Api::<Secret>::namespaced(client, &root),
+            watcher::Config::default(),
+            move |secret| {
+                let name = secret.name_any();
+                domains_where(&on_secret, |d| {
+                    d.spec.tls_secret_name.as_deref() == Some(name.as_str())
+                })
+            },
+        )
         .graceful_shutdown_on(shutdown)
-        .run(super::metrics::instrument("CFDomain", reconcile), super::error_policy, ctx)
+        .run(
+            super::metrics::instrument("CFDomain", reconcile),
+            super::error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }
@@ -75,10 +89,18 @@ async fn resolve(domain: &CFDomain, ctx: &Context) -> Result<build::Resolved> {
         }
     }
     let tls_secret = match &domain.spec.tls_secret_name {
-        Some(name) => Some(Api::<Secret>::namespaced(ctx.client.clone(), root).get_opt(name).await?),
+        Some(name) => Some(
+            Api::<Secret>::namespaced(ctx.client.clone(), root)
+                .get_opt(name)
+                .await?,
+        ),
         None => None,
     };
-    Ok(build::Resolved { in_root_namespace, missing_orgs, tls_secret })
+    Ok(build::Resolved {
+        in_root_namespace,
+        missing_orgs,
+        tls_secret,
+    })
 }
 
 async fn apply(domain: &CFDomain, ctx: &Context) -> Result<Action> {

@@ -27,7 +27,16 @@ pub const SPACE_KINDS: &[&str] = &[
 ];
 
 const READ: &[&str] = &["get", "list", "watch"];
-const ALL: &[&str] = &["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"];
+const ALL: &[&str] = &[
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+];
 
 fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
     PolicyRule {
@@ -55,14 +64,19 @@ pub fn rules(role: RoleType) -> Vec<PolicyRule> {
             rule("", &["secrets"], ALL),
             rule("", &["namespaces"], READ),
         ],
-        RoleType::AdminReadOnly => vec![rule(GROUP, &["*"], READ), rule("", &["secrets", "namespaces"], READ)],
+        RoleType::AdminReadOnly => vec![
+            rule(GROUP, &["*"], READ),
+            rule("", &["secrets", "namespaces"], READ),
+        ],
         RoleType::GlobalAuditor => vec![rule(GROUP, &["*"], READ), rule("", &["namespaces"], READ)],
         RoleType::OrganizationManager => vec![
             rule(GROUP, &["cfspaces", "cfroles"], ALL),
             rule(GROUP, SPACE_KINDS, READ),
         ],
         RoleType::OrganizationAuditor => vec![rule(GROUP, &["cfspaces", "cfroles"], READ)],
-        RoleType::OrganizationBillingManager | RoleType::OrganizationUser => vec![rule(GROUP, &["cfroles"], READ)],
+        RoleType::OrganizationBillingManager | RoleType::OrganizationUser => {
+            vec![rule(GROUP, &["cfroles"], READ)]
+        }
         RoleType::SpaceManager => vec![rule(GROUP, &["cfroles"], ALL), rule(GROUP, SPACE_KINDS, READ)],
         RoleType::SpaceDeveloper => vec![
             rule(GROUP, SPACE_KINDS, ALL),
@@ -79,7 +93,10 @@ pub fn rules(role: RoleType) -> Vec<PolicyRule> {
             rule(GROUP, &["cfroles"], READ),
         ],
     };
-    if !matches!(role, RoleType::OrganizationBillingManager | RoleType::OrganizationUser) {
+    if !matches!(
+        role,
+        RoleType::OrganizationBillingManager | RoleType::OrganizationUser
+    ) {
         rules.extend(observe_workloads());
     }
     rules
@@ -104,14 +121,30 @@ pub fn all() -> Vec<ClusterRole> {
         .collect()
 }
 
+/// Every ClusterRole exactly as the controller applies it (with its applied-hash annotation,
+/// so a controller finding the shipped copy writes nothing), as one multi-document YAML stream:
+/// what `kubefoundry rbac` prints and the Helm chart and `deploy/` ship.
+pub fn all_yaml() -> Result<String, serde_yaml::Error> {
+    let mut out = String::new();
+    for role in all() {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&crate::controller::apply::stamp(role))?);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn allows(role: RoleType, group: &str, resource: &str, verb: &str) -> bool {
         rules(role).iter().any(|r| {
-            r.api_groups.as_ref().is_some_and(|g| g.iter().any(|g| g == group))
-                && r.resources.as_ref().is_some_and(|rs| rs.iter().any(|x| x == resource || x == "*"))
+            r.api_groups
+                .as_ref()
+                .is_some_and(|g| g.iter().any(|g| g == group))
+                && r.resources
+                    .as_ref()
+                    .is_some_and(|rs| rs.iter().any(|x| x == resource || x == "*"))
                 && r.verbs.iter().any(|v| v == verb || v == "*")
         })
     }
@@ -142,9 +175,28 @@ mod tests {
     }
 
     #[test]
+    fn printed_roles_carry_the_hash_the_controller_applies() {
+        let yaml = all_yaml().unwrap();
+        let docs: Vec<ClusterRole> = yaml
+            .split("---\n")
+            .filter(|d| !d.is_empty())
+            .map(|d| serde_yaml::from_str(d).unwrap())
+            .collect();
+        assert_eq!(docs.len(), RoleType::ALL.len());
+        for (printed, role) in docs.iter().zip(all()) {
+            assert_eq!(printed, &crate::controller::apply::stamp(role));
+        }
+    }
+
+    #[test]
     fn one_cluster_role_per_role_type() {
         let roles = all();
         assert_eq!(roles.len(), 11);
-        assert!(roles.iter().all(|r| r.metadata.name.as_deref().is_some_and(|n| n.starts_with("kubefoundry:"))));
+        assert!(roles.iter().all(|r| {
+            r.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("kubefoundry:"))
+        }));
     }
 }

@@ -14,8 +14,8 @@ use k8s_openapi::{
     api::{
         core::v1::Secret,
         networking::v1::{
-            HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend,
-            IngressSpec, IngressTLS, ServiceBackendPort,
+            HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+            IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
         },
     },
 };
@@ -44,7 +44,11 @@ pub struct Backend {
 
 /// The fully qualified host: `host.domain`, the bare domain, or `*.domain` for a wildcard.
 pub fn fqdn(route: &CFRoute, domain: &str) -> String {
-    if route.spec.host.is_empty() { domain.to_owned() } else { format!("{}.{domain}", route.spec.host) }
+    if route.spec.host.is_empty() {
+        domain.to_owned()
+    } else {
+        format!("{}.{domain}", route.spec.host)
+    }
 }
 
 /// The route as CF users type it: `host.domain/path`, or `domain:port` for TCP.
@@ -67,8 +71,11 @@ pub fn check_domain(domain: &CFDomain, org: Option<&str>) -> Result<()> {
             ),
         });
     }
-    let Some(owner) = &domain.spec.organization_guid else { return Ok(()) };
-    let allowed = org.is_some_and(|org| org == owner || domain.spec.shared_organization_guids.iter().any(|s| s == org));
+    let Some(owner) = &domain.spec.organization_guid else {
+        return Ok(());
+    };
+    let allowed =
+        org.is_some_and(|org| org == owner || domain.spec.shared_organization_guids.iter().any(|s| s == org));
     if allowed {
         Ok(())
     } else {
@@ -89,7 +96,8 @@ pub fn backend(route: &CFRoute) -> Result<Option<Backend>> {
     if route.spec.protocol == RouteProtocol::Tcp {
         return Err(Error::Invalid {
             reason: "UnsupportedProtocol",
-            message: "TCP routes are not supported: routes are served by an Ingress, which speaks HTTP only".to_owned(),
+            message: "TCP routes are not supported: routes are served by an Ingress, which speaks HTTP only"
+                .to_owned(),
         });
     }
     let destinations = &route.spec.destinations;
@@ -98,7 +106,13 @@ pub fn backend(route: &CFRoute) -> Result<Option<Backend>> {
     if weights.len() > 1 {
         let listed: Vec<String> = destinations
             .iter()
-            .map(|d| format!("{}={}", d.guid, d.weight.map_or_else(|| "unset".to_owned(), |w| w.to_string())))
+            .map(|d| {
+                format!(
+                    "{}={}",
+                    d.guid,
+                    d.weight.map_or_else(|| "unset".to_owned(), |w| w.to_string())
+                )
+            })
             .collect();
         return Err(Error::Invalid {
             reason: "UnsupportedWeights",
@@ -110,7 +124,10 @@ pub fn backend(route: &CFRoute) -> Result<Option<Backend>> {
     }
     let backends: Vec<Backend> = destinations
         .iter()
-        .map(|d| Backend { service: names::service(&d.app_guid, &d.process_type), port: d.port.unwrap_or(DEFAULT_PORT) })
+        .map(|d| Backend {
+            service: names::service(&d.app_guid, &d.process_type),
+            port: d.port.unwrap_or(DEFAULT_PORT),
+        })
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -120,7 +137,15 @@ pub fn backend(route: &CFRoute) -> Result<Option<Backend>> {
         many => {
             let listed: Vec<String> = destinations
                 .iter()
-                .map(|d| format!("{} → {}/{}:{}", d.guid, d.app_guid, d.process_type, d.port.unwrap_or(DEFAULT_PORT)))
+                .map(|d| {
+                    format!(
+                        "{} → {}/{}:{}",
+                        d.guid,
+                        d.app_guid,
+                        d.process_type,
+                        d.port.unwrap_or(DEFAULT_PORT)
+                    )
+                })
                 .collect();
             Err(Error::Invalid {
                 reason: "CannotSplitTraffic",
@@ -166,7 +191,11 @@ pub fn ingress(
     tls_secret: Option<&str>,
 ) -> Ingress {
     let host = fqdn(route, &domain.spec.name);
-    let path = if route.spec.path.is_empty() { "/".to_owned() } else { route.spec.path.clone() };
+    let path = if route.spec.path.is_empty() {
+        "/".to_owned()
+    } else {
+        route.spec.path.clone()
+    };
     stamp(Ingress {
         metadata: meta(route, names::ingress(&route.name_any())),
         spec: Some(IngressSpec {
@@ -180,15 +209,22 @@ pub fn ingress(
                         backend: IngressBackend {
                             service: Some(IngressServiceBackend {
                                 name: backend.service.clone(),
-                                port: Some(ServiceBackendPort { number: Some(backend.port), name: None }),
+                                port: Some(ServiceBackendPort {
+                                    number: Some(backend.port),
+                                    name: None,
+                                }),
                             }),
                             resource: None,
                         },
                     }],
                 }),
             }]),
-            tls: tls_secret
-                .map(|secret| vec![IngressTLS { hosts: Some(vec![host]), secret_name: Some(secret.to_owned()) }]),
+            tls: tls_secret.map(|secret| {
+                vec![IngressTLS {
+                    hosts: Some(vec![host]),
+                    secret_name: Some(secret.to_owned()),
+                }]
+            }),
             default_backend: None,
         }),
         status: None,
@@ -198,14 +234,21 @@ pub fn ingress(
 /// Checks a domain's TLS Secret holds a certificate and key.
 pub fn check_tls_secret(secret: &Secret) -> Result<()> {
     let data = secret.data.as_ref();
-    let missing: Vec<&str> =
-        TLS_KEYS[..2].iter().copied().filter(|k| !data.is_some_and(|d| d.get(*k).is_some_and(|v| !v.0.is_empty()))).collect();
+    let missing: Vec<&str> = TLS_KEYS[..2]
+        .iter()
+        .copied()
+        .filter(|k| data.and_then(|d| d.get(*k)).is_none_or(|v| v.0.is_empty()))
+        .collect();
     if missing.is_empty() {
         Ok(())
     } else {
         Err(Error::Invalid {
             reason: "InvalidTLSSecret",
-            message: format!("TLS Secret {:?} lacks {}", secret.name_any(), missing.join(" and ")),
+            message: format!(
+                "TLS Secret {:?} lacks {}",
+                secret.name_any(),
+                missing.join(" and ")
+            ),
         })
     }
 }
@@ -240,7 +283,10 @@ pub enum Target {
 
 /// Per-destination status, in the route's destination order; `target` tells where each one's
 /// app and process stand.
-pub fn destination_statuses(route: &CFRoute, target: impl Fn(&str, &str) -> Target) -> Vec<DestinationStatus> {
+pub fn destination_statuses(
+    route: &CFRoute,
+    target: impl Fn(&str, &str) -> Target,
+) -> Vec<DestinationStatus> {
     route
         .spec
         .destinations
@@ -248,13 +294,23 @@ pub fn destination_statuses(route: &CFRoute, target: impl Fn(&str, &str) -> Targ
         .map(|d| {
             let (state, message) = match target(&d.app_guid, &d.process_type) {
                 Target::Found => ("Ready", None),
-                Target::NoApp => ("AppNotFound", Some(format!("no CFApp {:?} in this space", d.app_guid))),
+                Target::NoApp => (
+                    "AppNotFound",
+                    Some(format!("no CFApp {:?} in this space", d.app_guid)),
+                ),
                 Target::NoProcess => (
                     "ProcessNotFound",
-                    Some(format!("CFApp {:?} has no {:?} process", d.app_guid, d.process_type)),
+                    Some(format!(
+                        "CFApp {:?} has no {:?} process",
+                        d.app_guid, d.process_type
+                    )),
                 ),
             };
-            DestinationStatus { guid: d.guid.clone(), state: state.to_owned(), message }
+            DestinationStatus {
+                guid: d.guid.clone(),
+                state: state.to_owned(),
+                message,
+            }
         })
         .collect()
 }
@@ -282,7 +338,13 @@ mod tests {
         value
     }
 
-    fn destination(guid: &str, app: &str, process_type: &str, port: Option<i32>, weight: Option<i32>) -> Destination {
+    fn destination(
+        guid: &str,
+        app: &str,
+        process_type: &str,
+        port: Option<i32>,
+        weight: Option<i32>,
+    ) -> Destination {
         Destination {
             guid: guid.to_owned(),
             app_guid: app.to_owned(),
@@ -306,7 +368,11 @@ mod tests {
     /// Backends follow the process Service contract: `s-<app>-<type>` on the destination port.
     #[test]
     fn route_with_path_becomes_a_prefix_ingress_with_tls() {
-        let route = owned(fixtures::route("r1", "myapp", "d1").to_app("dest-1", "a1").path("/api"));
+        let route = owned(
+            fixtures::route("r1", "myapp", "d1")
+                .to_app("dest-1", "a1")
+                .path("/api"),
+        );
         let mut domain = fixtures::domain("d1", "apps.example.com");
         domain.spec.tls_secret_name = Some("apps-tls".to_owned());
         let backend = backend(&route).unwrap().unwrap();
@@ -346,7 +412,10 @@ mod tests {
     #[test]
     fn bare_domain_route_serves_slash_on_the_destination_port() {
         let mut route = owned(fixtures::route("r1", "", "d1"));
-        route.spec.destinations.push(destination("dest-1", "a1", "worker", Some(9000), None));
+        route
+            .spec
+            .destinations
+            .push(destination("dest-1", "a1", "worker", Some(9000), None));
         let domain = fixtures::domain("d1", "example.com");
         let ing = ingress(&route, &domain, &backend(&route).unwrap().unwrap(), None, None);
         assert_eq!(
@@ -390,16 +459,34 @@ mod tests {
     #[test]
     fn equal_weights_on_one_process_are_one_backend() {
         let mut route = fixtures::route("r1", "h", "d1");
-        route.spec.destinations.push(destination("x", "a1", "web", None, Some(50)));
-        route.spec.destinations.push(destination("y", "a1", "web", Some(8080), Some(50)));
-        assert_eq!(backend(&route).unwrap(), Some(Backend { service: "s-a1-web".to_owned(), port: 8080 }));
+        route
+            .spec
+            .destinations
+            .push(destination("x", "a1", "web", None, Some(50)));
+        route
+            .spec
+            .destinations
+            .push(destination("y", "a1", "web", Some(8080), Some(50)));
+        assert_eq!(
+            backend(&route).unwrap(),
+            Some(Backend {
+                service: "s-a1-web".to_owned(),
+                port: 8080
+            })
+        );
     }
 
     #[test]
     fn unequal_weights_are_unsupported() {
         let mut route = fixtures::route("r1", "h", "d1");
-        route.spec.destinations.push(destination("x", "a1", "web", None, Some(80)));
-        route.spec.destinations.push(destination("y", "a2", "web", None, Some(20)));
+        route
+            .spec
+            .destinations
+            .push(destination("x", "a1", "web", None, Some(80)));
+        route
+            .spec
+            .destinations
+            .push(destination("y", "a2", "web", None, Some(20)));
         let err = backend(&route).unwrap_err();
         assert!(err.is_permanent());
         assert_eq!(
@@ -417,10 +504,15 @@ mod tests {
 
     #[test]
     fn destinations_on_two_processes_cannot_be_split() {
-        let route = fixtures::route("r1", "h", "d1").to_app("x", "a1").to_app("y", "a2");
+        let route = fixtures::route("r1", "h", "d1")
+            .to_app("x", "a1")
+            .to_app("y", "a2");
         let (reason, message) = backend(&route).unwrap_err().condition();
         assert_eq!(reason, "CannotSplitTraffic");
-        assert!(message.starts_with("an Ingress cannot split traffic between destinations"), "{message}");
+        assert!(
+            message.starts_with("an Ingress cannot split traffic between destinations"),
+            "{message}"
+        );
         assert!(message.contains("y → a2/web:8080"), "{message}");
     }
 
@@ -440,11 +532,20 @@ mod tests {
         domain.spec.shared_organization_guids = vec!["org-b".to_owned()];
         assert!(check_domain(&domain, Some("org-a")).is_ok());
         assert!(check_domain(&domain, Some("org-b")).is_ok());
-        assert_eq!(check_domain(&domain, Some("org-c")).unwrap_err().condition().0, "DomainNotAvailable");
-        assert_eq!(check_domain(&domain, None).unwrap_err().condition().0, "DomainNotAvailable");
+        assert_eq!(
+            check_domain(&domain, Some("org-c")).unwrap_err().condition().0,
+            "DomainNotAvailable"
+        );
+        assert_eq!(
+            check_domain(&domain, None).unwrap_err().condition().0,
+            "DomainNotAvailable"
+        );
         let mut internal = fixtures::domain("d2", "apps.internal");
         internal.spec.internal = true;
-        assert_eq!(check_domain(&internal, None).unwrap_err().condition().0, "UnsupportedDomain");
+        assert_eq!(
+            check_domain(&internal, None).unwrap_err().condition().0,
+            "UnsupportedDomain"
+        );
     }
 
     /// The copy keeps only what an Ingress controller reads, so unrelated keys never spread.
@@ -452,7 +553,11 @@ mod tests {
     fn tls_secret_copy_is_owned_by_the_route() {
         let route = owned(fixtures::route("r1", "h", "d1"));
         let source = Secret {
-            metadata: ObjectMeta { name: Some("apps-tls".to_owned()), namespace: Some("cf".to_owned()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some("apps-tls".to_owned()),
+                namespace: Some("cf".to_owned()),
+                ..Default::default()
+            },
             type_: Some("kubernetes.io/tls".to_owned()),
             data: Some(BTreeMap::from([
                 ("tls.crt".to_owned(), ByteString(b"CERT".to_vec())),
@@ -482,16 +587,25 @@ mod tests {
                 "data": {"tls.crt": "Q0VSVA==", "tls.key": "S0VZ"},
             })
         );
-        let empty = Secret { metadata: source.metadata.clone(), ..Default::default() };
+        let empty = Secret {
+            metadata: source.metadata.clone(),
+            ..Default::default()
+        };
         assert_eq!(
             check_tls_secret(&empty).unwrap_err().condition(),
-            ("InvalidTLSSecret", "TLS Secret \"apps-tls\" lacks tls.crt and tls.key".to_owned())
+            (
+                "InvalidTLSSecret",
+                "TLS Secret \"apps-tls\" lacks tls.crt and tls.key".to_owned()
+            )
         );
     }
 
     #[test]
     fn destination_states_name_what_is_missing() {
-        let route = fixtures::route("r1", "h", "d1").to_app("x", "a1").to_app("y", "a2").to_app("z", "a3");
+        let route = fixtures::route("r1", "h", "d1")
+            .to_app("x", "a1")
+            .to_app("y", "a2")
+            .to_app("z", "a3");
         let statuses = destination_statuses(&route, |app, _| match app {
             "a1" => Target::Found,
             "a2" => Target::NoProcess,

@@ -33,9 +33,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .owns(Api::<Ingress>::all(client.clone()), super::managed())
         .owns(Api::<Secret>::all(client.clone()), super::managed())
         // A domain appearing, vanishing or changing its TLS Secret changes its routes.
-        .watches(Api::<DeserializeGuard<CFDomain>>::all(client.clone()), watcher::Config::default(), move |d| {
-            routes_on_domain(&on_domain, &d.name_any())
-        })
+        .watches(
+            Api::<DeserializeGuard<CFDomain>>::all(client.clone()),
+            watcher::Config::default(),
+            move |d| routes_on_domain(&on_domain, &d.name_any()),
+        )
         // Rotating a domain's certificate re-copies it into every route's namespace.
         .watches(
             Api::<Secret>::namespaced(client.clone(), &ctx.config.root_namespace),
@@ -53,17 +55,29 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             },
         )
         // Destination status follows the target app and process.
-        .watches(Api::<DeserializeGuard<CFApp>>::all(client.clone()), watcher::Config::default(), move |app| {
-            routes_to_app(&on_app, &app.namespace().unwrap_or_default(), &app.name_any())
-        })
-        .watches(Api::<DeserializeGuard<CFProcess>>::all(client), watcher::Config::default(), move |process| {
-            match &process.0 {
-                Ok(p) => routes_to_app(&on_process, &process.namespace().unwrap_or_default(), &p.spec.app_guid),
+        .watches(
+            Api::<DeserializeGuard<CFApp>>::all(client.clone()),
+            watcher::Config::default(),
+            move |app| routes_to_app(&on_app, &app.namespace().unwrap_or_default(), &app.name_any()),
+        )
+        .watches(
+            Api::<DeserializeGuard<CFProcess>>::all(client),
+            watcher::Config::default(),
+            move |process| match &process.0 {
+                Ok(p) => routes_to_app(
+                    &on_process,
+                    &process.namespace().unwrap_or_default(),
+                    &p.spec.app_guid,
+                ),
                 Err(_) => Vec::new(),
-            }
-        })
+            },
+        )
         .graceful_shutdown_on(shutdown)
-        .run(super::metrics::instrument("CFRoute", reconcile), super::error_policy, ctx)
+        .run(
+            super::metrics::instrument("CFRoute", reconcile),
+            super::error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }
@@ -83,7 +97,10 @@ fn routes_to_app(ctx: &Context, namespace: &str, app: &str) -> Vec<ObjectRef<Gua
         .routes
         .state()
         .iter()
-        .filter(|r| r.namespace().as_deref() == Some(namespace) && r.spec.destinations.iter().any(|d| d.app_guid == app))
+        .filter(|r| {
+            r.namespace().as_deref() == Some(namespace)
+                && r.spec.destinations.iter().any(|d| d.app_guid == app)
+        })
         .map(|r| ObjectRef::new(&r.name_any()).within(namespace))
         .collect()
 }
@@ -99,15 +116,32 @@ async fn reconcile(object: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action> {
 
 /// Where a destination's app and process stand in the caches.
 fn target(ctx: &Context, namespace: &str, app: &str, process_type: &str) -> build::Target {
-    if ctx.caches.apps.get(&ObjectRef::new(app).within(namespace)).is_none() {
+    if ctx
+        .caches
+        .apps
+        .get(&ObjectRef::new(app).within(namespace))
+        .is_none()
+    {
         return build::Target::NoApp;
     }
     let matches = |p: &CFProcess| p.spec.app_guid == app && p.spec.process_type == process_type;
     // Processes are conventionally named `<app>-<type>`; scan only when that misses.
-    let conventional = ctx.caches.processes.get(&ObjectRef::new(&format!("{app}-{process_type}")).within(namespace));
+    let conventional = ctx
+        .caches
+        .processes
+        .get(&ObjectRef::new(&format!("{app}-{process_type}")).within(namespace));
     let found = conventional.is_some_and(|p| matches(&p))
-        || ctx.caches.processes.state().iter().any(|p| p.namespace().as_deref() == Some(namespace) && matches(p));
-    if found { build::Target::Found } else { build::Target::NoProcess }
+        || ctx
+            .caches
+            .processes
+            .state()
+            .iter()
+            .any(|p| p.namespace().as_deref() == Some(namespace) && matches(p));
+    if found {
+        build::Target::Found
+    } else {
+        build::Target::NoProcess
+    }
 }
 
 /// The children a route should have, and whether it is Ready once they are in place.
@@ -119,16 +153,33 @@ struct Plan {
     ok_reason: &'static str,
 }
 
-async fn plan(route: &CFRoute, ctx: &Context, domain: Option<&CFDomain>, destinations_ready: bool) -> Result<Plan> {
+async fn plan(
+    route: &CFRoute,
+    ctx: &Context,
+    domain: Option<&CFDomain>,
+    destinations_ready: bool,
+) -> Result<Plan> {
     let namespace = route.namespace().unwrap_or_default();
     let domain = domain.ok_or_else(|| Error::Waiting {
         reason: "DomainNotFound",
-        message: format!("no CFDomain {:?} in the root namespace {:?}", route.spec.domain_guid, ctx.config.root_namespace),
+        message: format!(
+            "no CFDomain {:?} in the root namespace {:?}",
+            route.spec.domain_guid, ctx.config.root_namespace
+        ),
     })?;
-    let org = ctx.caches.namespaces.get(&ObjectRef::new(&namespace)).and_then(|ns| ns.labels().get(ORG_GUID).cloned());
+    let org = ctx
+        .caches
+        .namespaces
+        .get(&ObjectRef::new(&namespace))
+        .and_then(|ns| ns.labels().get(ORG_GUID).cloned());
     build::check_domain(domain, org.as_deref())?;
     let Some(backend) = build::backend(route)? else {
-        return Ok(Plan { ingress: None, tls: None, pending: None, ok_reason: "NoDestinations" });
+        return Ok(Plan {
+            ingress: None,
+            tls: None,
+            pending: None,
+            ok_reason: "NoDestinations",
+        });
     };
     let mut pending = None;
     let tls = match &domain.spec.tls_secret_name {
@@ -158,14 +209,25 @@ async fn plan(route: &CFRoute, ctx: &Context, domain: Option<&CFDomain>, destina
         }
     };
     let tls_name = tls.as_ref().map(ResourceExt::name_any);
-    let ingress = build::ingress(route, domain, &backend, ctx.config.ingress_class.as_deref(), tls_name.as_deref());
+    let ingress = build::ingress(
+        route,
+        domain,
+        &backend,
+        ctx.config.ingress_class.as_deref(),
+        tls_name.as_deref(),
+    );
     if pending.is_none() && !destinations_ready {
         pending = Some(Error::Waiting {
             reason: "DestinationsNotReady",
             message: "some destinations' app or process does not exist; see status.destinations".to_owned(),
         });
     }
-    Ok(Plan { ingress: Some(ingress), tls, pending, ok_reason: "IngressReady" })
+    Ok(Plan {
+        ingress: Some(ingress),
+        tls,
+        pending,
+        ok_reason: "IngressReady",
+    })
 }
 
 /// Deletes the route's Ingresses and TLS copies other than `keep`.
@@ -175,19 +237,46 @@ async fn prune(ctx: &Context, route: &CFRoute, keep: &[String]) -> Result<()> {
     let ours = |meta: &kube::api::ObjectMeta| {
         meta.namespace == namespace && meta.labels.as_ref().and_then(|l| l.get(ROUTE_GUID)) == Some(&name)
     };
-    let ingresses: Vec<_> = ctx.caches.ingresses.state().into_iter().filter(|i| ours(&i.metadata)).collect();
+    let ingresses: Vec<_> = ctx
+        .caches
+        .ingresses
+        .state()
+        .into_iter()
+        .filter(|i| ours(&i.metadata))
+        .collect();
     let client = ctx.client.clone();
-    super::apply::prune(|ns| Api::namespaced(client.clone(), ns.unwrap_or_default()), &ingresses, keep).await?;
-    let secrets: Vec<_> = ctx.caches.secrets.state().into_iter().filter(|s| ours(&s.metadata)).collect();
-    super::apply::prune(|ns| Api::namespaced(client.clone(), ns.unwrap_or_default()), &secrets, keep).await?;
+    super::apply::prune(
+        |ns| Api::namespaced(client.clone(), ns.unwrap_or_default()),
+        &ingresses,
+        keep,
+    )
+    .await?;
+    let secrets: Vec<_> = ctx
+        .caches
+        .secrets
+        .state()
+        .into_iter()
+        .filter(|s| ours(&s.metadata))
+        .collect();
+    super::apply::prune(
+        |ns| Api::namespaced(client.clone(), ns.unwrap_or_default()),
+        &secrets,
+        keep,
+    )
+    .await?;
     Ok(())
 }
 
 async fn apply(route: &CFRoute, ctx: &Context) -> Result<Action> {
     let namespace = route.namespace().unwrap_or_default();
     // resolve
-    let domain = ctx.caches.domains.get(&ObjectRef::new(&route.spec.domain_guid).within(&ctx.config.root_namespace));
-    let destinations = build::destination_statuses(route, |app, process_type| target(ctx, &namespace, app, process_type));
+    let domain = ctx
+        .caches
+        .domains
+        .get(&ObjectRef::new(&route.spec.domain_guid).within(&ctx.config.root_namespace));
+    let destinations = build::destination_statuses(route, |app, process_type| {
+        target(ctx, &namespace, app, process_type)
+    });
     let destinations_ready = destinations.iter().all(|d| d.state == "Ready");
     let outcome = async {
         // build (pure, apart from reading the domain's TLS Secret)
@@ -204,13 +293,22 @@ async fn apply(route: &CFRoute, ctx: &Context) -> Result<Action> {
                 let mut keep = Vec::new();
                 if let Some(tls) = &plan.tls {
                     let cached = ctx.caches.secrets.get(&ObjectRef::from_obj(tls));
-                    super::apply::apply(&Api::namespaced(ctx.client.clone(), &namespace), tls, cached.as_deref()).await?;
+                    super::apply::apply(
+                        &Api::namespaced(ctx.client.clone(), &namespace),
+                        tls,
+                        cached.as_deref(),
+                    )
+                    .await?;
                     keep.push(tls.name_any());
                 }
                 if let Some(ingress) = &plan.ingress {
                     let cached = ctx.caches.ingresses.get(&ObjectRef::from_obj(ingress));
-                    super::apply::apply(&Api::namespaced(ctx.client.clone(), &namespace), ingress, cached.as_deref())
-                        .await?;
+                    super::apply::apply(
+                        &Api::namespaced(ctx.client.clone(), &namespace),
+                        ingress,
+                        cached.as_deref(),
+                    )
+                    .await?;
                     keep.push(ingress.name_any());
                 }
                 prune(ctx, route, &keep).await?;

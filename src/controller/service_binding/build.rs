@@ -24,7 +24,9 @@ fn valid_key(key: &str) -> bool {
         && key != "."
         && key != ".."
         && key.len() <= 253
-        && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// A JSON value as a binding file: strings verbatim, anything else as JSON text.
@@ -38,7 +40,11 @@ fn file(value: &Value) -> ByteString {
 /// The binding's Secret: one key per credential, plus `type` and `provider` (from the
 /// credentials when they carry them, else `user-provided`); owned by the binding.
 pub fn binding_secret(binding: &CFServiceBinding, credentials: &Map<String, Value>) -> Result<Secret> {
-    let bad: Vec<&str> = credentials.keys().map(String::as_str).filter(|k| !valid_key(k)).collect();
+    let bad: Vec<&str> = credentials
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !valid_key(k))
+        .collect();
     if !bad.is_empty() {
         return Err(Error::Invalid {
             reason: "InvalidCredentials",
@@ -48,14 +54,19 @@ pub fn binding_secret(binding: &CFServiceBinding, credentials: &Map<String, Valu
             ),
         });
     }
-    let mut data: BTreeMap<String, ByteString> = credentials.iter().map(|(k, v)| (k.clone(), file(v))).collect();
+    let mut data: BTreeMap<String, ByteString> =
+        credentials.iter().map(|(k, v)| (k.clone(), file(v))).collect();
     for key in ["type", "provider"] {
-        data.entry(key.to_owned()).or_insert_with(|| ByteString(USER_PROVIDED.as_bytes().to_vec()));
+        data.entry(key.to_owned())
+            .or_insert_with(|| ByteString(USER_PROVIDED.as_bytes().to_vec()));
     }
     let mut labels = BTreeMap::from([
         (MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
         (SPACE_GUID.to_owned(), binding.namespace().unwrap_or_default()),
-        (SERVICE_INSTANCE_GUID.to_owned(), binding.spec.service_instance_guid.clone()),
+        (
+            SERVICE_INSTANCE_GUID.to_owned(),
+            binding.spec.service_instance_guid.clone(),
+        ),
     ]);
     if let Some(app) = &binding.spec.app_guid {
         labels.insert(APP_GUID.to_owned(), app.clone());
@@ -76,8 +87,16 @@ pub fn binding_secret(binding: &CFServiceBinding, credentials: &Map<String, Valu
 
 /// One binding's entry in `VCAP_SERVICES`, as Cloud Controller writes it for a user-provided
 /// service.
-pub fn vcap_entry(binding: &CFServiceBinding, instance: &CFServiceInstance, credentials: &Map<String, Value>) -> Value {
-    let name = binding.spec.display_name.clone().unwrap_or_else(|| instance.spec.display_name.clone());
+pub fn vcap_entry(
+    binding: &CFServiceBinding,
+    instance: &CFServiceInstance,
+    credentials: &Map<String, Value>,
+) -> Value {
+    let name = binding
+        .spec
+        .display_name
+        .clone()
+        .unwrap_or_else(|| instance.spec.display_name.clone());
     json!({
         "name": name,
         "instance_guid": instance.name_any(),
@@ -98,7 +117,12 @@ pub fn vcap_services(app: &CFApp, mut entries: Vec<Value>) -> Option<Secret> {
     if entries.is_empty() {
         return None;
     }
-    let key = |v: &Value| (v["name"].as_str().unwrap_or_default().to_owned(), v["binding_guid"].as_str().unwrap_or_default().to_owned());
+    let key = |v: &Value| {
+        (
+            v["name"].as_str().unwrap_or_default().to_owned(),
+            v["binding_guid"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
     entries.sort_by_key(key);
     let body = json!({ USER_PROVIDED: entries }).to_string();
     Some(stamp(Secret {
@@ -114,7 +138,10 @@ pub fn vcap_services(app: &CFApp, mut entries: Vec<Value>) -> Option<Secret> {
             ..ObjectMeta::default()
         },
         type_: Some("Opaque".to_owned()),
-        data: Some(BTreeMap::from([(VCAP_SERVICES_KEY.to_owned(), ByteString(body.into_bytes()))])),
+        data: Some(BTreeMap::from([(
+            VCAP_SERVICES_KEY.to_owned(),
+            ByteString(body.into_bytes()),
+        )])),
         ..Secret::default()
     }))
 }
@@ -136,11 +163,19 @@ mod tests {
 
     fn decoded(value: &Value) -> BTreeMap<String, String> {
         let secret: Secret = serde_json::from_value(value.clone()).unwrap();
-        secret.data.unwrap().into_iter().map(|(k, v)| (k, String::from_utf8(v.0).unwrap())).collect()
+        secret
+            .data
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+            .collect()
     }
 
     fn creds() -> Map<String, Value> {
-        json!({"uri": "postgres://db:5432", "port": 5432, "tls": {"ca": "x"}}).as_object().unwrap().clone()
+        json!({"uri": "postgres://db:5432", "port": 5432, "tls": {"ca": "x"}})
+            .as_object()
+            .unwrap()
+            .clone()
     }
 
     fn with_uid<K: Resource>(mut obj: K, uid: &str) -> K {
@@ -212,8 +247,13 @@ mod tests {
 
     #[test]
     fn credential_keys_must_be_file_names() {
-        let credentials = json!({"ok": 1, "not ok": 2, "../x": 3}).as_object().unwrap().clone();
-        let (reason, message) = binding_secret(&fixtures::binding("b1", "si1", "a1"), &credentials).unwrap_err().condition();
+        let credentials = json!({"ok": 1, "not ok": 2, "../x": 3})
+            .as_object()
+            .unwrap()
+            .clone();
+        let (reason, message) = binding_secret(&fixtures::binding("b1", "si1", "a1"), &credentials)
+            .unwrap_err()
+            .condition();
         assert_eq!(reason, "InvalidCredentials");
         assert!(message.ends_with(": ../x, not ok"), "{message}");
     }

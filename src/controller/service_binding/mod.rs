@@ -41,24 +41,44 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         // One watch on every Secret covers the three that matter: a binding's own Secret, an
         // app's VCAP_SERVICES Secret (any write re-checks all the app's bindings, so two
         // bindings computed from a lagging cache converge), and a user's credentials Secret.
-        .watches(Api::<Secret>::all(client.clone()), watcher::Config::default(), move |secret| {
-            secret_to_bindings(&on_secret, &secret)
-        })
-        .watches(Api::<DeserializeGuard<CFServiceInstance>>::all(client.clone()), watcher::Config::default(), move |i| {
-            let (namespace, name) = (i.namespace().unwrap_or_default(), i.name_any());
-            bindings_where(&on_instance, &namespace, |b| b.spec.service_instance_guid == name)
-        })
-        .watches(Api::<DeserializeGuard<CFApp>>::all(client), watcher::Config::default(), move |app| {
-            let (namespace, name) = (app.namespace().unwrap_or_default(), app.name_any());
-            bindings_where(&on_app, &namespace, |b| b.spec.app_guid.as_deref() == Some(name.as_str()))
-        })
+        .watches(
+            Api::<Secret>::all(client.clone()),
+            watcher::Config::default(),
+            move |secret| secret_to_bindings(&on_secret, &secret),
+        )
+        .watches(
+            Api::<DeserializeGuard<CFServiceInstance>>::all(client.clone()),
+            watcher::Config::default(),
+            move |i| {
+                let (namespace, name) = (i.namespace().unwrap_or_default(), i.name_any());
+                bindings_where(&on_instance, &namespace, |b| b.spec.service_instance_guid == name)
+            },
+        )
+        .watches(
+            Api::<DeserializeGuard<CFApp>>::all(client),
+            watcher::Config::default(),
+            move |app| {
+                let (namespace, name) = (app.namespace().unwrap_or_default(), app.name_any());
+                bindings_where(&on_app, &namespace, |b| {
+                    b.spec.app_guid.as_deref() == Some(name.as_str())
+                })
+            },
+        )
         .graceful_shutdown_on(shutdown)
-        .run(super::metrics::instrument("CFServiceBinding", reconcile), super::error_policy, ctx)
+        .run(
+            super::metrics::instrument("CFServiceBinding", reconcile),
+            super::error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }
 
-fn bindings_where(ctx: &Context, namespace: &str, pred: impl Fn(&CFServiceBinding) -> bool) -> Vec<ObjectRef<Guarded>> {
+fn bindings_where(
+    ctx: &Context,
+    namespace: &str,
+    pred: impl Fn(&CFServiceBinding) -> bool,
+) -> Vec<ObjectRef<Guarded>> {
     ctx.caches
         .service_bindings
         .state()
@@ -82,23 +102,33 @@ fn secret_to_bindings(ctx: &Context, secret: &Secret) -> Vec<ObjectRef<Guarded>>
         && let Some(app) = labels.get(APP_GUID)
         && name == names::vcap_services(app)
     {
-        refs.extend(bindings_where(ctx, &namespace, |b| b.spec.app_guid.as_deref() == Some(app.as_str())));
+        refs.extend(bindings_where(ctx, &namespace, |b| {
+            b.spec.app_guid.as_deref() == Some(app.as_str())
+        }));
     }
     for instance in service_instance::instances_using(ctx, &namespace, &name) {
-        refs.extend(bindings_where(ctx, &namespace, |b| b.spec.service_instance_guid == instance.name));
+        refs.extend(bindings_where(ctx, &namespace, |b| {
+            b.spec.service_instance_guid == instance.name
+        }));
     }
     refs
 }
 
 async fn reconcile(object: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action> {
     let binding = object.0.as_ref().map_err(|e| Error::Deserialize(e.to_string()))?;
-    let api: Api<CFServiceBinding> = Api::namespaced(ctx.client.clone(), &binding.namespace().unwrap_or_default());
-    finalizer(&api, SERVICE_BINDING_FINALIZER, Arc::new(binding.clone()), |event| async {
-        match event {
-            Event::Apply(binding) => apply(&binding, &ctx).await,
-            Event::Cleanup(binding) => cleanup(&binding, &ctx).await,
-        }
-    })
+    let api: Api<CFServiceBinding> =
+        Api::namespaced(ctx.client.clone(), &binding.namespace().unwrap_or_default());
+    finalizer(
+        &api,
+        SERVICE_BINDING_FINALIZER,
+        Arc::new(binding.clone()),
+        |event| async {
+            match event {
+                Event::Apply(binding) => apply(&binding, &ctx).await,
+                Event::Cleanup(binding) => cleanup(&binding, &ctx).await,
+            }
+        },
+    )
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }
@@ -107,9 +137,14 @@ async fn reconcile(object: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action> {
 fn instance_of(ctx: &Context, binding: &CFServiceBinding) -> Result<Arc<CFServiceInstance>> {
     let namespace = binding.namespace().unwrap_or_default();
     let guid = &binding.spec.service_instance_guid;
-    let instance = ctx.caches.service_instances.get(&ObjectRef::new(guid).within(&namespace)).ok_or_else(|| {
-        Error::Waiting { reason: "InstanceNotFound", message: format!("no CFServiceInstance {guid:?} in this space") }
-    })?;
+    let instance = ctx
+        .caches
+        .service_instances
+        .get(&ObjectRef::new(guid).within(&namespace))
+        .ok_or_else(|| Error::Waiting {
+            reason: "InstanceNotFound",
+            message: format!("no CFServiceInstance {guid:?} in this space"),
+        })?;
     service_instance::build::check(&instance)?;
     Ok(instance)
 }
@@ -147,7 +182,9 @@ async fn sync_vcap(
     bindings.extend(include.cloned());
     let mut entries = Vec::new();
     for binding in &bindings {
-        let Ok(instance) = instance_of(ctx, binding) else { continue };
+        let Ok(instance) = instance_of(ctx, binding) else {
+            continue;
+        };
         match service_instance::credentials(ctx, &instance).await {
             Ok(credentials) => entries.push(build::vcap_entry(binding, &instance, &credentials)),
             Err(e @ Error::Kube(_)) => return Err(e),
@@ -187,11 +224,24 @@ async fn apply(binding: &CFServiceBinding, ctx: &Context) -> Result<Action> {
         let desired = build::binding_secret(binding, &credentials)?;
         // apply
         let cached = ctx.caches.secrets.get(&ObjectRef::from_obj(&desired));
-        super::apply::apply(&Api::namespaced(ctx.client.clone(), &namespace), &desired, cached.as_deref()).await?;
+        super::apply::apply(
+            &Api::namespaced(ctx.client.clone(), &namespace),
+            &desired,
+            cached.as_deref(),
+        )
+        .await?;
         secret_written = true;
         if let (BindingType::App, Some(app)) = (binding.spec.type_, &binding.spec.app_guid) {
-            if ctx.caches.apps.get(&ObjectRef::new(app).within(&namespace)).is_none() {
-                return Err(Error::Waiting { reason: "AppNotFound", message: format!("no CFApp {app:?} in this space") });
+            if ctx
+                .caches
+                .apps
+                .get(&ObjectRef::new(app).within(&namespace))
+                .is_none()
+            {
+                return Err(Error::Waiting {
+                    reason: "AppNotFound",
+                    message: format!("no CFApp {app:?} in this space"),
+                });
             }
             sync_vcap(ctx, &namespace, app, Some(binding), None).await?;
         }
@@ -229,6 +279,10 @@ async fn cleanup(binding: &CFServiceBinding, ctx: &Context) -> Result<Action> {
     }
     // Owner references would collect it too, but only after the binding is gone; deleting it
     // now makes unbinding visible at once.
-    delete(&Api::namespaced(ctx.client.clone(), &namespace), &names::binding_secret(&binding.name_any())).await?;
+    delete(
+        &Api::namespaced(ctx.client.clone(), &namespace),
+        &names::binding_secret(&binding.name_any()),
+    )
+    .await?;
     Ok(Action::await_change())
 }

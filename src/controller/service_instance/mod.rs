@@ -28,11 +28,23 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     Controller::new(api, watcher::Config::default())
         // Credentials Secrets are the user's (unlabelled), so every Secret is watched; the
         // mapper keeps only those an instance names.
-        .watches(Api::<Secret>::all(ctx.client.clone()), watcher::Config::default(), move |secret| {
-            instances_using(&on_secret, &secret.namespace().unwrap_or_default(), &secret.name_any())
-        })
+        .watches(
+            Api::<Secret>::all(ctx.client.clone()),
+            watcher::Config::default(),
+            move |secret| {
+                instances_using(
+                    &on_secret,
+                    &secret.namespace().unwrap_or_default(),
+                    &secret.name_any(),
+                )
+            },
+        )
         .graceful_shutdown_on(shutdown)
-        .run(super::metrics::instrument("CFServiceInstance", reconcile), super::error_policy, ctx)
+        .run(
+            super::metrics::instrument("CFServiceInstance", reconcile),
+            super::error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }
@@ -44,7 +56,8 @@ pub fn instances_using(ctx: &Context, namespace: &str, secret: &str) -> Vec<Obje
         .state()
         .iter()
         .filter(|i| {
-            i.namespace().as_deref() == Some(namespace) && i.spec.credentials.as_ref().is_some_and(|c| c.name == secret)
+            i.namespace().as_deref() == Some(namespace)
+                && i.spec.credentials.as_ref().is_some_and(|c| c.name == secret)
         })
         .map(|i| ObjectRef::new(&i.name_any()).within(namespace))
         .collect()
@@ -52,13 +65,18 @@ pub fn instances_using(ctx: &Context, namespace: &str, secret: &str) -> Vec<Obje
 
 /// Reads and parses a user-provided instance's credentials; no Secret named means `{}`.
 pub async fn credentials(ctx: &Context, instance: &CFServiceInstance) -> Result<Map<String, Value>> {
-    let Some(secret_ref) = &instance.spec.credentials else { return Ok(Map::new()) };
+    let Some(secret_ref) = &instance.spec.credentials else {
+        return Ok(Map::new());
+    };
     // The user's Secret carries no kubefoundry label, so it is not in the Secret cache.
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &instance.namespace().unwrap_or_default());
-    let secret = secrets.get_opt(&secret_ref.name).await?.ok_or_else(|| Error::Waiting {
-        reason: "CredentialsSecretNotFound",
-        message: format!("credentials Secret {:?} does not exist", secret_ref.name),
-    })?;
+    let secret = secrets
+        .get_opt(&secret_ref.name)
+        .await?
+        .ok_or_else(|| Error::Waiting {
+            reason: "CredentialsSecretNotFound",
+            message: format!("credentials Secret {:?} does not exist", secret_ref.name),
+        })?;
     build::parse_credentials(&secret)
 }
 
@@ -75,10 +93,18 @@ async fn reconcile(object: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action> {
     let generation = instance.metadata.generation;
     let common = super::ready_status(&status.common, generation, &outcome, "CredentialsReady");
     let spec_changed = status.common.observed_generation != generation;
-    let last_operation =
-        build::last_operation(status.last_operation.as_ref(), spec_changed, &outcome, &build::now());
-    let next = CFServiceInstanceStatus { common, last_operation: Some(last_operation) };
-    let api: Api<CFServiceInstance> = Api::namespaced(ctx.client.clone(), &instance.namespace().unwrap_or_default());
+    let last_operation = build::last_operation(
+        status.last_operation.as_ref(),
+        spec_changed,
+        &outcome,
+        &build::now(),
+    );
+    let next = CFServiceInstanceStatus {
+        common,
+        last_operation: Some(last_operation),
+    };
+    let api: Api<CFServiceInstance> =
+        Api::namespaced(ctx.client.clone(), &instance.namespace().unwrap_or_default());
     super::apply::status(&api, instance, instance.status.as_ref(), next.clone()).await?;
     super::events::transition(&ctx, instance, &status.common, &next.common).await;
     super::requeue(&ctx, instance, outcome)

@@ -1,0 +1,138 @@
+//! `kubefoundry api`: the Cloud Foundry v3 façade. Handlers extract, call, present: reads come
+//! from watch caches filtered by the caller's CF roles, writes are CRD writes made as the caller
+//! (impersonated), so Kubernetes RBAC decides. Errors are Cloud Controller's.
+
+pub mod auth;
+pub mod error;
+pub mod pagination;
+pub mod query;
+pub mod v3;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use axum::{Router, extract::DefaultBodyLimit, routing::get};
+use kube::{
+    Api, Client,
+    runtime::{WatchStreamExt, reflector, reflector::Store, watcher},
+};
+use futures::StreamExt;
+
+pub use error::{CfError, CfResult};
+
+use crate::crd::{CFOrg, CFRole, CFSpace};
+
+/// Largest JSON body accepted (CF answers 413 beyond it).
+pub const MAX_JSON_BODY: usize = 1024 * 1024;
+
+/// Settings of the façade.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The external URL clients use; every link is absolute under it.
+    pub base_url: String,
+    /// The root namespace (CFOrgs live here).
+    pub root_namespace: String,
+    /// How long an identity stays cached after a TokenReview.
+    pub identity_ttl: Duration,
+}
+
+/// Reflector stores the façade reads from.
+#[derive(Clone)]
+pub struct Caches {
+    /// Every CFOrg.
+    pub orgs: Store<CFOrg>,
+    /// Every CFSpace.
+    pub spaces: Store<CFSpace>,
+    /// Every CFRole, for deciding what a caller may see.
+    pub roles: Store<CFRole>,
+}
+
+/// Everything handlers share.
+pub struct ApiState {
+    /// Settings.
+    pub config: Config,
+    /// The façade's own client (reads, TokenReviews).
+    pub client: Client,
+    /// Caches.
+    pub caches: Caches,
+    /// Resolves callers.
+    pub auth: auth::Authenticator,
+    clients: std::sync::Mutex<HashMap<auth::Identity, Client>>,
+}
+
+impl ApiState {
+    /// A client that acts as `identity` (Kubernetes impersonation), cached per identity.
+    pub fn client_for(&self, identity: &auth::Identity) -> CfResult<Client> {
+        let mut clients = self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(c) = clients.get(identity) {
+            return Ok(c.clone());
+        }
+        let client = impersonating(&self.client, identity);
+        clients.insert(identity.clone(), client.clone());
+        Ok(client)
+    }
+}
+
+/// Wraps the façade's client so every request carries the caller's identity as
+/// `Impersonate-User`/`Impersonate-Group` headers.
+fn impersonating(client: &Client, identity: &auth::Identity) -> Client {
+    let user = axum::http::HeaderValue::from_str(&identity.name).ok();
+    let groups: Vec<axum::http::HeaderValue> =
+        identity.groups.iter().filter_map(|g| axum::http::HeaderValue::from_str(g).ok()).collect();
+    let inner = client.clone();
+    let service = tower::service_fn(move |mut req: axum::http::Request<kube::client::Body>| {
+        let inner = inner.clone();
+        if let Some(u) = &user {
+            req.headers_mut().insert("impersonate-user", u.clone());
+        }
+        for g in &groups {
+            req.headers_mut().append("impersonate-group", g.clone());
+        }
+        async move { inner.send(req).await.map_err(Box::new) }
+    });
+    Client::new(service, client.default_namespace())
+}
+
+/// Starts the caches; resolves once they hold a first view.
+pub async fn caches(client: &Client) -> Caches {
+    fn run<K>(client: &Client) -> Store<K>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    {
+        let (reader, writer) = reflector::store();
+        let stream = reflector::reflector(writer, watcher(Api::<K>::all(client.clone()), watcher::Config::default()).default_backoff())
+            .applied_objects()
+            .for_each(|_| futures::future::ready(()));
+        tokio::spawn(stream);
+        reader
+    }
+    let caches = Caches { orgs: run(client), spaces: run(client), roles: run(client) };
+    let _ = caches.orgs.wait_until_ready().await;
+    let _ = caches.spaces.wait_until_ready().await;
+    let _ = caches.roles.wait_until_ready().await;
+    caches
+}
+
+/// Builds the state for `client` with `config`, starting its caches.
+pub async fn state(client: Client, config: Config) -> Arc<ApiState> {
+    let caches = caches(&client).await;
+    Arc::new(ApiState {
+        auth: auth::Authenticator::new(client.clone(), config.identity_ttl),
+        config,
+        client,
+        caches,
+        clients: std::sync::Mutex::new(HashMap::new()),
+    })
+}
+
+/// The whole façade.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/", get(v3::root::root))
+        .route("/v3", get(v3::root::v3))
+        .route("/v3/info", get(v3::root::info))
+        .route("/whoami", get(v3::root::whoami))
+        .merge(v3::orgs::routes())
+        .fallback(|| async { CfError::UnknownRequest })
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .with_state(state)
+}
