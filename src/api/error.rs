@@ -109,28 +109,28 @@ pub type CfResult<T> = Result<T, CfError>;
 mod tests {
     use super::*;
 
-    fn body(e: CfError) -> (u16, serde_json::Value) {
+    async fn body(e: CfError) -> (u16, serde_json::Value) {
         let response = e.into_response();
         let status = response.status().as_u16();
-        let bytes = futures::executor::block_on(axum::body::to_bytes(response.into_body(), 1 << 20)).unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
         (status, serde_json::from_slice(&bytes).unwrap())
     }
 
-    #[test]
-    fn errors_render_as_cloud_controller_does() {
+    #[tokio::test]
+    async fn errors_render_as_cloud_controller_does() {
         assert_eq!(
-            body(CfError::NotFound("App")),
+            body(CfError::NotFound("App")).await,
             (404, json!({"errors": [{"detail": "App not found", "title": "CF-ResourceNotFound", "code": 10010}]}))
         );
-        assert_eq!(body(CfError::UnknownRequest).1["errors"][0]["detail"], "Unknown request");
-        assert_eq!(body(CfError::NotAuthenticated).0, 401);
-        assert_eq!(body(CfError::InvalidAuthToken).1["errors"][0]["title"], "CF-InvalidAuthToken");
+        assert_eq!(body(CfError::UnknownRequest).await.1["errors"][0]["detail"], "Unknown request");
+        assert_eq!(body(CfError::NotAuthenticated).await.0, 401);
+        assert_eq!(body(CfError::InvalidAuthToken).await.1["errors"][0]["title"], "CF-InvalidAuthToken");
     }
 
     /// A 5xx must never leak internals to the client.
-    #[test]
-    fn internal_errors_hide_their_cause() {
-        let (status, json) = body(CfError::internal(std::io::Error::other("secret path /etc/x")));
+    #[tokio::test]
+    async fn internal_errors_hide_their_cause() {
+        let (status, json) = body(CfError::internal(std::io::Error::other("secret path /etc/x"))).await;
         assert_eq!(status, 500);
         assert_eq!(json["errors"][0]["detail"], "An unknown error occurred.");
         assert!(!json.to_string().contains("secret"));
