@@ -12,3 +12,7 @@ lint:
 # Regenerate crds/ from the Rust types.
 crds:
     cargo run -q -- crds --out crds/
+
+# Regenerate the chart's copies of crds/ and the CF ClusterRoles, and deploy/.
+deploy:
+    scripts/render-deploy.sh

@@ -61,6 +61,9 @@ enum Command {
         /// The IngressClass route Ingresses name (defaults to the cluster's default class).
         #[arg(long, env = "KUBEFOUNDRY_INGRESS_CLASS")]
         ingress_class: Option<String>,
+        /// Apply the CF ClusterRoles at start-up; `false` when the Helm chart ships them.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        manage_cluster_roles: bool,
     },
     /// Serve the CF v3 API against the cluster from KUBECONFIG (or in-cluster config).
     Api {
@@ -100,7 +103,13 @@ fn main() -> ExitCode {
         Command::Rbac => kubefoundry::controller::role::cluster_roles::all_yaml()
             .map_err(Into::into)
             .and_then(|yaml| Ok(std::io::stdout().write_all(yaml.as_bytes())?)),
-        Command::Sim { listen, kubeconfig_out, data_dir, token_file, tls } => {
+        Command::Sim {
+            listen,
+            kubeconfig_out,
+            data_dir,
+            token_file,
+            tls,
+        } => {
             let options = kubefoundry_sim::Options {
                 listen: Some(listen),
                 data_dir,
@@ -110,7 +119,11 @@ fn main() -> ExitCode {
             };
             runtime().and_then(|rt| rt.block_on(sim(options, kubeconfig_out)))
         }
-        Command::Api { listen, external_url, root_namespace } => {
+        Command::Api {
+            listen,
+            external_url,
+            root_namespace,
+        } => {
             let config = kubefoundry::api::Config {
                 base_url: external_url.unwrap_or_else(|| format!("http://{listen}")),
                 root_namespace,
@@ -118,10 +131,20 @@ fn main() -> ExitCode {
             };
             runtime().and_then(|rt| rt.block_on(api(listen, config)))
         }
-        Command::Dev { data_dir, kube_listen, api_listen } => {
-            runtime().and_then(|rt| rt.block_on(dev(data_dir, kube_listen, api_listen)))
-        }
-        Command::Controller { root_namespace, lease_namespace, identity, user_prefix, metrics_addr, ingress_class } => {
+        Command::Dev {
+            data_dir,
+            kube_listen,
+            api_listen,
+        } => runtime().and_then(|rt| rt.block_on(dev(data_dir, kube_listen, api_listen))),
+        Command::Controller {
+            root_namespace,
+            lease_namespace,
+            identity,
+            user_prefix,
+            metrics_addr,
+            ingress_class,
+            manage_cluster_roles,
+        } => {
             let defaults = kubefoundry::controller::Config::default();
             let config = kubefoundry::controller::Config {
                 lease_namespace: lease_namespace.unwrap_or_else(|| root_namespace.clone()),
@@ -130,6 +153,7 @@ fn main() -> ExitCode {
                 user_prefix,
                 metrics_addr: Some(metrics_addr),
                 ingress_class,
+                manage_cluster_roles,
                 ..defaults
             };
             runtime().and_then(|rt| rt.block_on(controller(config)))
@@ -160,10 +184,17 @@ fn runtime() -> Result<tokio::runtime::Runtime, Box<dyn std::error::Error>> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
-async fn sim(options: kubefoundry_sim::Options, kubeconfig: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
+async fn sim(
+    options: kubefoundry_sim::Options,
+    kubeconfig: PathBuf,
+) -> Result<(), Box<dyn std::error::Error>> {
     let running = kubefoundry_sim::start(options).await?;
     running.write_kubeconfig(&kubeconfig)?;
-    eprintln!("kubefoundry sim serving {} (kubeconfig: {})", running.url, kubeconfig.display());
+    eprintln!(
+        "kubefoundry sim serving {} (kubeconfig: {})",
+        running.url,
+        kubeconfig.display()
+    );
     shutdown_signal().await;
     Ok(())
 }
@@ -186,11 +217,17 @@ async fn serve_api(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let state = kubefoundry::api::state(client, config).await;
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    axum::serve(listener, kubefoundry::api::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, kubefoundry::api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     Ok(())
 }
 
-async fn dev(data_dir: PathBuf, kube_listen: SocketAddr, api_listen: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+async fn dev(
+    data_dir: PathBuf,
+    kube_listen: SocketAddr,
+    api_listen: SocketAddr,
+) -> Result<(), Box<dyn std::error::Error>> {
     use kube::api::{Api, Patch, PatchParams};
     let sim = kubefoundry_sim::start(kubefoundry_sim::Options {
         listen: Some(kube_listen),
@@ -202,8 +239,9 @@ async fn dev(data_dir: PathBuf, kube_listen: SocketAddr, api_listen: SocketAddr)
     sim.write_kubeconfig(&kubeconfig)?;
     let client = sim.client().await?;
     let apply = PatchParams::apply(kubefoundry::labels::FIELD_MANAGER).force();
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(client.clone());
+    let crds: Api<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    > = Api::all(client.clone());
     for crd in kubefoundry::crd::all() {
         let name = crd.metadata.name.clone().unwrap_or_default();
         crds.patch(&name, &apply, &Patch::Apply(&crd)).await?;
@@ -214,18 +252,30 @@ async fn dev(data_dir: PathBuf, kube_listen: SocketAddr, api_listen: SocketAddr)
     namespaces.patch(root, &apply, &Patch::Apply(&ns)).await?;
     // CRDs become Established as they are written; the controller's watches need them served.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let controller_config = kubefoundry::controller::Config { root_namespace: root.to_owned(), ..Default::default() };
+    let controller_config = kubefoundry::controller::Config {
+        root_namespace: root.to_owned(),
+        ..Default::default()
+    };
     let controller_client = client.clone();
     tokio::spawn(async move {
-        if let Err(e) = kubefoundry::controller::run(controller_client, controller_config, std::future::pending()).await {
+        if let Err(e) =
+            kubefoundry::controller::run(controller_client, controller_config, std::future::pending()).await
+        {
             tracing::error!(error = %e, "controller stopped");
         }
     });
     let base_url = format!("http://{api_listen}");
     eprintln!("kubefoundry dev is running (state in {})", data_dir.display());
     eprintln!("  CF API:      {base_url}   (cf api {base_url} --skip-ssl-validation)");
-    eprintln!("  Kubernetes:  {}   (KUBECONFIG={})", sim.url, kubeconfig.display());
-    eprintln!("  Admin:       user 'admin' (system:masters), token {}", sim.admin_token);
+    eprintln!(
+        "  Kubernetes:  {}   (KUBECONFIG={})",
+        sim.url,
+        kubeconfig.display()
+    );
+    eprintln!(
+        "  Admin:       user 'admin' (system:masters), token {}",
+        sim.admin_token
+    );
     let config = kubefoundry::api::Config {
         base_url,
         root_namespace: root.to_owned(),

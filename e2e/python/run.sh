@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Helm and Python-client e2e suites against `kubefoundry sim`: creates (or reuses) the venv
 # at <repo>/.venv, installs the pinned requirements when they changed, builds the sim binary
-# unless KUBEFOUNDRY_BIN names one, and runs pytest quietly. Extra arguments go to pytest.
+# unless KUBEFOUNDRY_BIN names one, and runs pytest quietly. Extra arguments go to pytest;
+# `run.sh --venv-only` stops once the venv is ready (scripts/render-deploy.sh uses it).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -41,6 +42,9 @@ want="$(sha256sum "$requirements" | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$requirements"
   printf '%s\n' "$want" >"$stamp"
+fi
+if [ "${1:-}" = "--venv-only" ]; then
+  exit 0
 fi
 
 if [ -z "${KUBEFOUNDRY_BIN:-}" ]; then

@@ -51,7 +51,7 @@ class Sim:
         return config.new_client_from_config(config_file=str(self.kubeconfig))
 
 
-def start_sim(tls: bool, workdir: Path, extra_args: list[str] | None = None) -> Sim:
+def start_sim(tls: bool, workdir: Path, extra_args: list[str] | None = None, env: dict | None = None) -> Sim:
     binary = sim_binary()
     if not binary.is_file():
         pytest.exit(f"kubefoundry binary not found at {binary}; run `cargo build -p kubefoundry` "
@@ -68,7 +68,8 @@ def start_sim(tls: bool, workdir: Path, extra_args: list[str] | None = None) -> 
     offset = log.stat().st_size if log.exists() else 0
     with open(log, "ab") as log_file:
         process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, cwd=workdir, preexec_fn=_die_with_parent)
+                                   stdin=subprocess.DEVNULL, cwd=workdir, preexec_fn=_die_with_parent,
+                                   env=None if env is None else {**os.environ, **env})
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -33,18 +33,29 @@ pub fn fast_config() -> Config {
 impl TestCluster {
     /// Starts a plain-HTTP simulated cluster on an ephemeral port.
     pub async fn start() -> Self {
-        Self::start_with(Options { config: fast_config(), ..Options::default() }).await
+        Self::start_with(Options {
+            config: fast_config(),
+            ..Options::default()
+        })
+        .await
     }
 
     /// Starts a simulated cluster with `options`.
     pub async fn start_with(options: Options) -> Self {
-        let sim = kubefoundry_sim::start(options).await.expect("simulated cluster starts");
+        let sim = kubefoundry_sim::start(options)
+            .await
+            .expect("simulated cluster starts");
         let dir = std::env::temp_dir().join(format!("kf-e2e-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("scratch dir");
         let kubeconfig = dir.join("kubeconfig");
         sim.write_kubeconfig(&kubeconfig).expect("kubeconfig written");
         let client = sim.client().await.expect("kube client");
-        Self { sim, kubeconfig, dir, client }
+        Self {
+            sim,
+            kubeconfig,
+            dir,
+            client,
+        }
     }
 
     /// Runs kubectl against this cluster (own discovery cache, so clusters never mix).
@@ -63,7 +74,9 @@ impl TestCluster {
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().expect("kubectl is installed (scripts/test installs it)");
+        let mut child = cmd
+            .spawn()
+            .expect("kubectl is installed (scripts/test installs it)");
         if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
             pipe.write_all(input.as_bytes()).expect("write stdin");
         }
@@ -73,14 +86,22 @@ impl TestCluster {
     /// Runs kubectl and returns stdout, failing the test with stderr if it fails.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
-        assert!(out.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Runs kubectl expecting failure, returning stderr.
     pub fn kubectl_err(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
-        assert!(!out.status.success(), "kubectl {args:?} should fail, printed {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should fail, printed {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
@@ -94,10 +115,13 @@ impl TestCluster {
     /// Installs kubefoundry's CRDs and waits until they are served.
     pub async fn install_crds(&self) {
         use kube::api::{Api, PostParams};
-        let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-            Api::all(self.client.clone());
+        let crds: Api<
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        > = Api::all(self.client.clone());
         for crd in kubefoundry::crd::all() {
-            crds.create(&PostParams::default(), &crd).await.expect("CRD accepted");
+            crds.create(&PostParams::default(), &crd)
+                .await
+                .expect("CRD accepted");
         }
     }
 
@@ -126,7 +150,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -30,23 +30,46 @@ async fn setup() -> (TestCluster, Arc<ApiState>) {
     tc.kubectl_ok(&["create", "namespace", "cf"]);
     let state = api::state(
         tc.client.clone(),
-        api::Config { base_url: BASE.to_owned(), root_namespace: "cf".to_owned(), identity_ttl: Duration::from_secs(60) },
+        api::Config {
+            base_url: BASE.to_owned(),
+            root_namespace: "cf".to_owned(),
+            identity_ttl: Duration::from_secs(60),
+        },
     )
     .await;
     (tc, state)
 }
 
-async fn call(state: &Arc<ApiState>, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value, Option<String>) {
-    let mut req = Request::builder().method(method).uri(path).header("content-type", "application/json");
+async fn call(
+    state: &Arc<ApiState>,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value, Option<String>) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json");
     if let Some(t) = token {
         req = req.header("authorization", format!("bearer {t}"));
     }
     let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
-    let response = api::router(state.clone()).oneshot(req.body(body).unwrap()).await.unwrap();
+    let response = api::router(state.clone())
+        .oneshot(req.body(body).unwrap())
+        .await
+        .unwrap();
     let status = response.status().as_u16();
-    let location = response.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
+    let location = response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-    let json = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
     (status, json, location)
 }
 
@@ -62,14 +85,29 @@ async fn root_documents_and_authentication_errors() {
     assert_eq!(root["links"]["cloud_controller_v3"]["href"], format!("{BASE}/v3"));
     assert_eq!(root["cf_on_k8s"], true);
     // Every link is an object or null: a string would break the cf CLI's decoding.
-    assert!(root["links"].as_object().unwrap().values().all(|l| l.is_object() || l.is_null()));
+    assert!(
+        root["links"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|l| l.is_object() || l.is_null())
+    );
 
     let (status, body, _) = call(&state, "GET", "/v3/organizations", None, None).await;
-    assert_eq!((status, body["errors"][0]["title"].as_str()), (401, Some("CF-NotAuthenticated")));
+    assert_eq!(
+        (status, body["errors"][0]["title"].as_str()),
+        (401, Some("CF-NotAuthenticated"))
+    );
     let (status, body, _) = call(&state, "GET", "/v3/organizations", Some("forged"), None).await;
-    assert_eq!((status, body["errors"][0]["title"].as_str()), (401, Some("CF-InvalidAuthToken")));
+    assert_eq!(
+        (status, body["errors"][0]["title"].as_str()),
+        (401, Some("CF-InvalidAuthToken"))
+    );
     let (status, body, _) = call(&state, "GET", "/v3/no-such-thing", None, None).await;
-    assert_eq!((status, body["errors"][0]["detail"].as_str()), (404, Some("Unknown request")));
+    assert_eq!(
+        (status, body["errors"][0]["detail"].as_str()),
+        (404, Some("Unknown request"))
+    );
     let (status, body, _) = call(&state, "GET", "/whoami", Some("alice-token"), None).await;
     assert_eq!((status, body), (200, json!({"name": "alice", "kind": "user"})));
 }
@@ -80,12 +118,42 @@ async fn org_lifecycle_visibility_and_bad_input() {
     let admin = admin(&tc);
 
     // Bad input gets CF errors and writes nothing.
-    let (status, body, _) = call(&state, "POST", "/v3/organizations", Some(&admin), Some(json!({"name": "x", "colour": "red"}))).await;
-    assert_eq!((status, body["errors"][0]["detail"].as_str()), (422, Some("Unknown field(s): 'colour'")));
-    let (status, body, _) = call(&state, "POST", "/v3/organizations", Some(&admin), Some(json!({"name": 7}))).await;
-    assert_eq!((status, body["errors"][0]["title"].as_str()), (422, Some("CF-UnprocessableEntity")));
-    let (status, body, _) = call(&state, "POST", "/v3/organizations", Some(&admin), Some(json!({"name": ""}))).await;
-    assert_eq!((status, body["errors"][0]["detail"].as_str()), (422, Some("Name can't be blank")));
+    let (status, body, _) = call(
+        &state,
+        "POST",
+        "/v3/organizations",
+        Some(&admin),
+        Some(json!({"name": "x", "colour": "red"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["errors"][0]["detail"].as_str()),
+        (422, Some("Unknown field(s): 'colour'"))
+    );
+    let (status, body, _) = call(
+        &state,
+        "POST",
+        "/v3/organizations",
+        Some(&admin),
+        Some(json!({"name": 7})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["errors"][0]["title"].as_str()),
+        (422, Some("CF-UnprocessableEntity"))
+    );
+    let (status, body, _) = call(
+        &state,
+        "POST",
+        "/v3/organizations",
+        Some(&admin),
+        Some(json!({"name": ""})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["errors"][0]["detail"].as_str()),
+        (422, Some("Name can't be blank"))
+    );
     let req = Request::builder()
         .method("POST")
         .uri("/v3/organizations")
@@ -95,21 +163,55 @@ async fn org_lifecycle_visibility_and_bad_input() {
     let response = api::router(state.clone()).oneshot(req).await.unwrap();
     assert_eq!(response.status().as_u16(), 400);
     let (status, body, _) = call(&state, "GET", "/v3/organizations?per_page=0", Some(&admin), None).await;
-    assert_eq!((status, body["errors"][0]["title"].as_str()), (400, Some("CF-BadQueryParameter")));
-    assert_eq!(tc.kubectl_ok(&["get", "cforgs", "-n", "cf", "-o", "name"]).trim(), "", "nothing half-written");
+    assert_eq!(
+        (status, body["errors"][0]["title"].as_str()),
+        (400, Some("CF-BadQueryParameter"))
+    );
+    assert_eq!(
+        tc.kubectl_ok(&["get", "cforgs", "-n", "cf", "-o", "name"]).trim(),
+        "",
+        "nothing half-written"
+    );
 
     // Alice may not create orgs (CF: admins only); the refusal leaves no name claim behind.
-    let (status, body, _) = call(&state, "POST", "/v3/organizations", Some("alice-token"), Some(json!({"name": "mine"}))).await;
-    assert_eq!((status, body["errors"][0]["title"].as_str()), (403, Some("CF-NotAuthorized")));
+    let (status, body, _) = call(
+        &state,
+        "POST",
+        "/v3/organizations",
+        Some("alice-token"),
+        Some(json!({"name": "mine"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["errors"][0]["title"].as_str()),
+        (403, Some("CF-NotAuthorized"))
+    );
 
     // Admin creates; the org is readable at once and listed with absolute links.
-    let (status, org, _) = call(&state, "POST", "/v3/organizations", Some(&admin), Some(json!({"name": "mine", "metadata": {"labels": {"env": "dev"}}}))).await;
+    let (status, org, _) = call(
+        &state,
+        "POST",
+        "/v3/organizations",
+        Some(&admin),
+        Some(json!({"name": "mine", "metadata": {"labels": {"env": "dev"}}})),
+    )
+    .await;
     assert_eq!(status, 201, "{org}");
     let guid = org["guid"].as_str().unwrap().to_owned();
-    assert_eq!(org["links"]["self"]["href"], format!("{BASE}/v3/organizations/{guid}"));
+    assert_eq!(
+        org["links"]["self"]["href"],
+        format!("{BASE}/v3/organizations/{guid}")
+    );
     assert_eq!(org["metadata"]["labels"], json!({"env": "dev"}));
     let listed = eventually("the org in the cache", Duration::from_secs(5), || async {
-        let (_, list, _) = call(&state, "GET", "/v3/organizations?names=mine&label_selector=env%3Ddev", Some(&admin), None).await;
+        let (_, list, _) = call(
+            &state,
+            "GET",
+            "/v3/organizations?names=mine&label_selector=env%3Ddev",
+            Some(&admin),
+            None,
+        )
+        .await;
         (list["pagination"]["total_results"] == 1).then_some(list)
     })
     .await;
@@ -118,21 +220,42 @@ async fn org_lifecycle_visibility_and_bad_input() {
     // Alice holds no role in it: the org does not exist for her (404, never 403).
     let (_, list, _) = call(&state, "GET", "/v3/organizations", Some("alice-token"), None).await;
     assert_eq!(list["pagination"]["total_results"], 0);
-    let (status, _, _) = call(&state, "GET", &format!("/v3/organizations/{guid}"), Some("alice-token"), None).await;
+    let (status, _, _) = call(
+        &state,
+        "GET",
+        &format!("/v3/organizations/{guid}"),
+        Some("alice-token"),
+        None,
+    )
+    .await;
     assert_eq!(status, 404);
     // With an org role she sees it.
     tc.apply(
-        &format!("apiVersion: kubefoundry.dev/v1alpha1\nkind: CFRole\nmetadata: {{name: alice-user, namespace: cf}}\nspec: {{type: global_auditor, subject: {{kind: User, name: alice}}}}\n"),
+        "apiVersion: kubefoundry.dev/v1alpha1\nkind: CFRole\nmetadata: {name: alice-user, namespace: cf}\nspec: {type: global_auditor, subject: {kind: User, name: alice}}\n",
         &[],
     );
     eventually("alice to see the org", Duration::from_secs(5), || async {
-        let (status, _, _) = call(&state, "GET", &format!("/v3/organizations/{guid}"), Some("alice-token"), None).await;
+        let (status, _, _) = call(
+            &state,
+            "GET",
+            &format!("/v3/organizations/{guid}"),
+            Some("alice-token"),
+            None,
+        )
+        .await;
         (status == 200).then_some(())
     })
     .await;
 
     // Delete is an async job whose Location is absolute and completes.
-    let (status, _, location) = call(&state, "DELETE", &format!("/v3/organizations/{guid}"), Some(&admin), None).await;
+    let (status, _, location) = call(
+        &state,
+        "DELETE",
+        &format!("/v3/organizations/{guid}"),
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(status, 202);
     let location = location.unwrap();
     assert!(location.starts_with(&format!("{BASE}/v3/jobs/")), "{location}");
@@ -151,7 +274,16 @@ async fn concurrent_creates_of_one_name_yield_exactly_one_org() {
     let attempts = (0..8).map(|_| {
         let state = state.clone();
         let admin = admin.clone();
-        tokio::spawn(async move { call(&state, "POST", "/v3/organizations", Some(&admin), Some(json!({"name": "race"}))).await })
+        tokio::spawn(async move {
+            call(
+                &state,
+                "POST",
+                "/v3/organizations",
+                Some(&admin),
+                Some(json!({"name": "race"})),
+            )
+            .await
+        })
     });
     let mut created = 0;
     let mut refused = 0;
@@ -167,6 +299,13 @@ async fn concurrent_creates_of_one_name_yield_exactly_one_org() {
         }
     }
     assert_eq!((created, refused), (1, 7));
-    let names = tc.kubectl_ok(&["get", "cforgs", "-n", "cf", "-o", "jsonpath={.items[*].spec.displayName}"]);
+    let names = tc.kubectl_ok(&[
+        "get",
+        "cforgs",
+        "-n",
+        "cf",
+        "-o",
+        "jsonpath={.items[*].spec.displayName}",
+    ]);
     assert_eq!(names.trim(), "race");
 }

@@ -66,7 +66,9 @@ fn start_controller(tc: &TestCluster, identity: &str) -> Running {
         let shutdown = async {
             let _ = rx.await;
         };
-        controller::run(client, config, shutdown).await.expect("controller runs");
+        controller::run(client, config, shutdown)
+            .await
+            .expect("controller runs");
     });
     Running { task, stop }
 }
@@ -93,9 +95,14 @@ async fn apply_until_accepted(tc: &TestCluster, yaml: &str) {
     .await;
 }
 
-fn ready<K: kube::Resource>(status_conditions: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>, obj: &K) -> bool {
+fn ready<K: kube::Resource>(
+    status_conditions: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
+    obj: &K,
+) -> bool {
     status_conditions.is_some_and(|cs| {
-        cs.iter().any(|c| c.type_ == "Ready" && c.status == "True" && c.observed_generation == obj.meta().generation)
+        cs.iter().any(|c| {
+            c.type_ == "Ready" && c.status == "True" && c.observed_generation == obj.meta().generation
+        })
     })
 }
 
@@ -103,16 +110,23 @@ async fn wait_ready(tc: &TestCluster) {
     let orgs: Api<CFOrg> = Api::namespaced(tc.client.clone(), "cf");
     let spaces: Api<CFSpace> = Api::namespaced(tc.client.clone(), "org-1");
     let roles: Api<CFRole> = Api::all(tc.client.clone());
-    eventually("every CF object Ready for its generation", Duration::from_secs(20), || async {
-        let org = orgs.get("org-1").await.ok()?;
-        let space = spaces.get("space-1").await.ok()?;
-        let roles = roles.list(&Default::default()).await.ok()?;
-        let all = ready(org.status.as_ref().map(|s| &s.common.conditions), &org)
-            && ready(space.status.as_ref().map(|s| &s.common.conditions), &space)
-            && roles.items.len() == 3
-            && roles.items.iter().all(|r| ready(r.status.as_ref().map(|s| &s.common.conditions), r));
-        all.then_some(())
-    })
+    eventually(
+        "every CF object Ready for its generation",
+        Duration::from_secs(20),
+        || async {
+            let org = orgs.get("org-1").await.ok()?;
+            let space = spaces.get("space-1").await.ok()?;
+            let roles = roles.list(&Default::default()).await.ok()?;
+            let all = ready(org.status.as_ref().map(|s| &s.common.conditions), &org)
+                && ready(space.status.as_ref().map(|s| &s.common.conditions), &space)
+                && roles.items.len() == 3
+                && roles
+                    .items
+                    .iter()
+                    .all(|r| ready(r.status.as_ref().map(|s| &s.common.conditions), r));
+            all.then_some(())
+        },
+    )
     .await;
 }
 
@@ -130,9 +144,27 @@ async fn gitops_tree_becomes_namespaces_and_bindings() {
 
     let namespaces: Api<Namespace> = Api::all(tc.client.clone());
     let space_ns = namespaces.get("space-1").await.unwrap();
-    assert_eq!(space_ns.labels().get("kubefoundry.dev/org-guid").map(String::as_str), Some("org-1"));
-    assert_eq!(space_ns.labels().get("kubefoundry.dev/space-guid").map(String::as_str), Some("space-1"));
-    assert_eq!(space_ns.annotations().get("kubefoundry.dev/display-name").map(String::as_str), Some("dev"));
+    assert_eq!(
+        space_ns
+            .labels()
+            .get("kubefoundry.dev/org-guid")
+            .map(String::as_str),
+        Some("org-1")
+    );
+    assert_eq!(
+        space_ns
+            .labels()
+            .get("kubefoundry.dev/space-guid")
+            .map(String::as_str),
+        Some("space-1")
+    );
+    assert_eq!(
+        space_ns
+            .annotations()
+            .get("kubefoundry.dev/display-name")
+            .map(String::as_str),
+        Some("dev")
+    );
 
     // Each role binds where CF says it reaches, and nowhere else.
     let bindings: Api<RoleBinding> = Api::all(tc.client.clone());
@@ -143,8 +175,17 @@ async fn gitops_tree_becomes_namespaces_and_bindings() {
         .items
         .into_iter()
         .map(|b| {
-            let subject = b.subjects.as_ref().and_then(|s| s.first()).map(|s| s.name.clone()).unwrap_or_default();
-            (b.namespace().unwrap_or_default(), b.role_ref.name.clone(), subject)
+            let subject = b
+                .subjects
+                .as_ref()
+                .and_then(|s| s.first())
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
+            (
+                b.namespace().unwrap_or_default(),
+                b.role_ref.name.clone(),
+                subject,
+            )
         })
         .collect();
     placed.sort();
@@ -174,62 +215,109 @@ async fn gitops_tree_becomes_namespaces_and_bindings() {
         .into_iter()
         .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("org-1"))
         .collect();
-    assert_eq!(org_events.len(), 1, "one Event for the org's Ready transition: {org_events:?}");
+    assert_eq!(
+        org_events.len(),
+        1,
+        "one Event for the org's Ready transition: {org_events:?}"
+    );
     assert_eq!(org_events[0].reason.as_deref(), Some("NamespaceReady"));
 
     // Through kubectl, each role can do what CF lets it do, and no more.
     assert!(can_i(&tc, "alice", "create", "cfapps.kubefoundry.dev", "space-1"));
     assert!(can_i(&tc, "alice", "get", "secrets", "space-1"));
-    assert!(can_i(&tc, "alice", "get", "cfspaces.kubefoundry.dev/space-1", "org-1"));
+    assert!(can_i(
+        &tc,
+        "alice",
+        "get",
+        "cfspaces.kubefoundry.dev/space-1",
+        "org-1"
+    ));
     assert!(can_i(&tc, "alice", "get", "cforgs.kubefoundry.dev/org-1", "cf"));
-    assert!(!can_i(&tc, "alice", "get", "cforgs.kubefoundry.dev/other-org", "cf"));
-    assert!(!can_i(&tc, "alice", "create", "cfspaces.kubefoundry.dev", "org-1"));
+    assert!(!can_i(
+        &tc,
+        "alice",
+        "get",
+        "cforgs.kubefoundry.dev/other-org",
+        "cf"
+    ));
+    assert!(!can_i(
+        &tc,
+        "alice",
+        "create",
+        "cfspaces.kubefoundry.dev",
+        "org-1"
+    ));
     assert!(can_i(&tc, "eve", "list", "cfroutes.kubefoundry.dev", "space-1"));
     assert!(!can_i(&tc, "eve", "get", "secrets", "space-1"));
     assert!(!can_i(&tc, "eve", "update", "cfapps.kubefoundry.dev", "space-1"));
     assert!(can_i(&tc, "bob", "create", "cfspaces.kubefoundry.dev", "org-1"));
     assert!(can_i(&tc, "bob", "delete", "cfroles.kubefoundry.dev", "space-1"));
     assert!(!can_i(&tc, "bob", "create", "cfapps.kubefoundry.dev", "space-1"));
-    assert!(!can_i(&tc, "mallory", "list", "cfapps.kubefoundry.dev", "space-1"));
+    assert!(!can_i(
+        &tc,
+        "mallory",
+        "list",
+        "cfapps.kubefoundry.dev",
+        "space-1"
+    ));
 
     // A new space of the org receives the org manager's reach.
     tc.apply(
         "apiVersion: kubefoundry.dev/v1alpha1\nkind: CFSpace\nmetadata: {name: space-2, namespace: org-1}\nspec: {displayName: prod}\n",
         &[],
     );
-    eventually("the org manager to reach the new space", Duration::from_secs(20), || async {
-        can_i(&tc, "bob", "delete", "cfroles.kubefoundry.dev", "space-2").then_some(())
-    })
+    eventually(
+        "the org manager to reach the new space",
+        Duration::from_secs(20),
+        || async { can_i(&tc, "bob", "delete", "cfroles.kubefoundry.dev", "space-2").then_some(()) },
+    )
     .await;
 
     // Delete the space, then the org: nothing is left behind.
     tc.kubectl_ok(&["delete", "cfspace", "space-1", "-n", "org-1", "--wait=false"]);
-    eventually("space-1 and its namespace to go", Duration::from_secs(30), || async {
-        let gone = namespaces.get_opt("space-1").await.ok()?.is_none()
-            && Api::<CFSpace>::namespaced(tc.client.clone(), "org-1").get_opt("space-1").await.ok()?.is_none();
-        gone.then_some(())
-    })
+    eventually(
+        "space-1 and its namespace to go",
+        Duration::from_secs(30),
+        || async {
+            let gone = namespaces.get_opt("space-1").await.ok()?.is_none()
+                && Api::<CFSpace>::namespaced(tc.client.clone(), "org-1")
+                    .get_opt("space-1")
+                    .await
+                    .ok()?
+                    .is_none();
+            gone.then_some(())
+        },
+    )
     .await;
     tc.kubectl_ok(&["delete", "cforg", "org-1", "-n", "cf", "--wait=false"]);
-    eventually("the org and everything beneath it to go", Duration::from_secs(30), || async {
-        let orgs_left = Api::<CFOrg>::namespaced(tc.client.clone(), "cf").list(&Default::default()).await.ok()?.items.len();
-        let ns_left: Vec<String> = namespaces
-            .list(&Default::default())
-            .await
-            .ok()?
-            .items
-            .iter()
-            .map(ResourceExt::name_any)
-            .filter(|n| n.starts_with("org-") || n.starts_with("space-"))
-            .collect();
-        let bindings_left = bindings
-            .list(&kube::api::ListParams::default().labels("app.kubernetes.io/managed-by=kubefoundry"))
-            .await
-            .ok()?
-            .items
-            .len();
-        (orgs_left == 0 && ns_left.is_empty() && bindings_left == 0).then_some(())
-    })
+    eventually(
+        "the org and everything beneath it to go",
+        Duration::from_secs(30),
+        || async {
+            let orgs_left = Api::<CFOrg>::namespaced(tc.client.clone(), "cf")
+                .list(&Default::default())
+                .await
+                .ok()?
+                .items
+                .len();
+            let ns_left: Vec<String> = namespaces
+                .list(&Default::default())
+                .await
+                .ok()?
+                .items
+                .iter()
+                .map(ResourceExt::name_any)
+                .filter(|n| n.starts_with("org-") || n.starts_with("space-"))
+                .collect();
+            let bindings_left = bindings
+                .list(&kube::api::ListParams::default().labels("app.kubernetes.io/managed-by=kubefoundry"))
+                .await
+                .ok()?
+                .items
+                .len();
+            (orgs_left == 0 && ns_left.is_empty() && bindings_left == 0).then_some(())
+        },
+    )
     .await;
     stop(ctl).await;
 }
@@ -256,13 +344,27 @@ async fn a_restarted_controller_makes_zero_writes_for_converged_objects() {
             }
         }
     });
-    let write_requests = || tc.sim.cluster.requests.writes_except(|resource| resource == "leases");
+    let write_requests = || {
+        tc.sim
+            .cluster
+            .requests
+            .writes_except(|resource| resource == "leases")
+    };
     let requests_before = write_requests();
     let ctl = start_controller(&tc, "replica-b");
     // Long enough for every reconciler to have looked at every object again.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(writes.load(Ordering::SeqCst), 0, "a converged tree must cause no stored changes");
-    assert_eq!(write_requests(), requests_before, "nor any write request: {:?}", tc.sim.cluster.requests.snapshot());
+    assert_eq!(
+        writes.load(Ordering::SeqCst),
+        0,
+        "a converged tree must cause no stored changes"
+    );
+    assert_eq!(
+        write_requests(),
+        requests_before,
+        "nor any write request: {:?}",
+        tc.sim.cluster.requests.snapshot()
+    );
     stop(ctl).await;
     watcher.abort();
 }
@@ -273,16 +375,32 @@ async fn only_the_lease_holder_reconciles() {
     let a = start_controller(&tc, "replica-a");
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(tc.client.clone(), "cf");
     let holder = || async {
-        leases.get_opt("kubefoundry-controller").await.ok().flatten()?.spec?.holder_identity
+        leases
+            .get_opt("kubefoundry-controller")
+            .await
+            .ok()
+            .flatten()?
+            .spec?
+            .holder_identity
     };
-    eventually("replica-a to lead", Duration::from_secs(10), || async { (holder().await? == "replica-a").then_some(()) }).await;
+    eventually("replica-a to lead", Duration::from_secs(10), || async {
+        (holder().await? == "replica-a").then_some(())
+    })
+    .await;
     let b = start_controller(&tc, "replica-b");
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(holder().await.as_deref(), Some("replica-a"), "a second replica must not take a held lease");
+    assert_eq!(
+        holder().await.as_deref(),
+        Some("replica-a"),
+        "a second replica must not take a held lease"
+    );
 
     // With replica-a stopped (and its lease released), replica-b takes over and does the work.
     stop(a).await;
-    eventually("replica-b to lead", Duration::from_secs(15), || async { (holder().await? == "replica-b").then_some(()) }).await;
+    eventually("replica-b to lead", Duration::from_secs(15), || async {
+        (holder().await? == "replica-b").then_some(())
+    })
+    .await;
     apply_until_accepted(&tc, TREE).await;
     wait_ready(&tc).await;
     stop(b).await;

@@ -33,7 +33,12 @@ spec: {type: space_developer, subject: {kind: User, name: alice}}
 "#;
 
 fn fault(verb: &str, resource: &str, remaining: u32, code: u16) -> Fault {
-    Fault { verb: verb.to_owned(), resource: resource.to_owned(), remaining, code }
+    Fault {
+        verb: verb.to_owned(),
+        resource: resource.to_owned(),
+        remaining,
+        code,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -52,7 +57,11 @@ async fn converges_through_500s_dropped_watches_and_410s() {
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let client = tc.client.clone();
     // A short first backoff keeps the test quick; the doubling is what is under test.
-    let config = Config { identity: "faulty".to_owned(), backoff_base: Duration::from_millis(200), ..Config::default() };
+    let config = Config {
+        identity: "faulty".to_owned(),
+        backoff_base: Duration::from_millis(200),
+        ..Config::default()
+    };
     let task = tokio::spawn(async move {
         controller::run(client, config, async {
             let _ = rx.await;
@@ -80,22 +89,44 @@ async fn converges_through_500s_dropped_watches_and_410s() {
     let ready = |conditions: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>| {
         conditions.is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
     };
-    eventually("everything Ready despite the faults", Duration::from_secs(60), || async {
-        let org = Api::<CFOrg>::namespaced(tc.client.clone(), "cf").get("org-f").await.ok()?;
-        let space = Api::<CFSpace>::namespaced(tc.client.clone(), "org-f").get("space-f").await.ok()?;
-        let role = Api::<CFRole>::namespaced(tc.client.clone(), "space-f").get("role-f").await.ok()?;
-        let binding = Api::<RoleBinding>::namespaced(tc.client.clone(), "space-f")
-            .list(&kube::api::ListParams::default().labels("kubefoundry.dev/owner=CFRole.space-f.role-f"))
-            .await
-            .ok()?;
-        let ok = ready(org.status.as_ref().map(|s| &s.common.conditions))
-            && ready(space.status.as_ref().map(|s| &s.common.conditions))
-            && ready(role.status.as_ref().map(|s| &s.common.conditions))
-            && binding.items.len() == 1;
-        ok.then_some(())
-    })
+    eventually(
+        "everything Ready despite the faults",
+        Duration::from_secs(60),
+        || async {
+            let org = Api::<CFOrg>::namespaced(tc.client.clone(), "cf")
+                .get("org-f")
+                .await
+                .ok()?;
+            let space = Api::<CFSpace>::namespaced(tc.client.clone(), "org-f")
+                .get("space-f")
+                .await
+                .ok()?;
+            let role = Api::<CFRole>::namespaced(tc.client.clone(), "space-f")
+                .get("role-f")
+                .await
+                .ok()?;
+            let binding = Api::<RoleBinding>::namespaced(tc.client.clone(), "space-f")
+                .list(&kube::api::ListParams::default().labels("kubefoundry.dev/owner=CFRole.space-f.role-f"))
+                .await
+                .ok()?;
+            let ok = ready(org.status.as_ref().map(|s| &s.common.conditions))
+                && ready(space.status.as_ref().map(|s| &s.common.conditions))
+                && ready(role.status.as_ref().map(|s| &s.common.conditions))
+                && binding.items.len() == 1;
+            ok.then_some(())
+        },
+    )
     .await;
-    let out = tc.kubectl(&["auth", "can-i", "create", "cfapps.kubefoundry.dev", "-n", "space-f", "--as", "alice"]);
+    let out = tc.kubectl(&[
+        "auth",
+        "can-i",
+        "create",
+        "cfapps.kubefoundry.dev",
+        "-n",
+        "space-f",
+        "--as",
+        "alice",
+    ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "yes");
 
     let _ = stop.send(());

@@ -73,7 +73,10 @@ pub struct Faults {
 impl Faults {
     /// Adds a rule.
     pub fn inject(&self, fault: Fault) {
-        self.rules.lock().unwrap_or_else(PoisonError::into_inner).push(fault);
+        self.rules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(fault);
     }
 
     /// The failure for this request, if a rule matches; consumes one use of the rule.
@@ -108,7 +111,12 @@ pub struct RequestCounts {
 impl RequestCounts {
     /// Counts one request.
     pub fn record(&self, key: String) {
-        *self.counts.lock().unwrap_or_else(PoisonError::into_inner).entry(key).or_default() += 1;
+        *self
+            .counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key)
+            .or_default() += 1;
     }
 
     /// The counts so far.
@@ -123,7 +131,10 @@ impl RequestCounts {
             .iter()
             .filter(|(key, _)| {
                 let (verb, resource) = key.split_once(' ').unwrap_or((key.as_str(), ""));
-                matches!(verb, "create" | "update" | "patch" | "delete" | "deletecollection") && !skip(resource)
+                matches!(
+                    verb,
+                    "create" | "update" | "patch" | "delete" | "deletecollection"
+                ) && !skip(resource)
             })
             .map(|(_, n)| n)
             .sum()
@@ -153,6 +164,8 @@ pub struct Cluster {
     pub service_account_key: Vec<u8>,
     /// The CA certificate (PEM) when serving TLS; put into token Secrets as `ca.crt`.
     pub ca_pem: String,
+    /// Stored objects' JSON, encoded once per version for every list and watcher.
+    pub json_cache: crate::api::encode::JsonCache,
     drop_watches: watch::Sender<u64>,
 }
 
@@ -168,6 +181,7 @@ impl Cluster {
             tokens,
             service_account_key,
             ca_pem: String::new(),
+            json_cache: crate::api::encode::JsonCache::default(),
             drop_watches: watch::channel(0).0,
         }
     }
@@ -184,7 +198,9 @@ impl Cluster {
 
     /// Who is calling: a bearer token, a verified client certificate, or anonymous.
     pub fn authenticate(&self, headers: &HeaderMap, cert: Option<&ClientCertUser>) -> ApiResult<UserInfo> {
-        let auth = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let auth = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
         if let Some(auth) = auth {
             let token = auth
                 .strip_prefix("Bearer ")
@@ -244,14 +260,20 @@ impl Cluster {
         } else {
             let status = rbac::forbidden_status(attrs, &decision.reason);
             let message = status["message"].as_str().unwrap_or("forbidden").to_owned();
-            Err(ApiError { details: status.get("details").cloned(), ..ApiError::new(403, "Forbidden", message) })
+            Err(ApiError {
+                details: status.get("details").cloned(),
+                ..ApiError::new(403, "Forbidden", message)
+            })
         }
     }
 
     /// The RBAC decision for `attrs`, honouring `system:masters`.
     pub fn decide(&self, attrs: &Attributes, snapshot: &RbacSnapshot) -> rbac::Decision {
         if attrs.user.in_group("system:masters") {
-            return rbac::Decision { allowed: true, reason: String::new() };
+            return rbac::Decision {
+                allowed: true,
+                reason: String::new(),
+            };
         }
         rbac::authorize(attrs, snapshot)
     }

@@ -43,10 +43,13 @@ impl Index {
                 }
             }
         }
-        if let Some(uid) = previous.and_then(|p| p.pointer("/metadata/uid")).and_then(Value::as_str)
-            && self.by_uid.get(uid) == Some(key) {
-                self.by_uid.remove(uid);
-            }
+        if let Some(uid) = previous
+            .and_then(|p| p.pointer("/metadata/uid"))
+            .and_then(Value::as_str)
+            && self.by_uid.get(uid) == Some(key)
+        {
+            self.by_uid.remove(uid);
+        }
         let Some(object) = object else { return };
         if let Some(uid) = object.pointer("/metadata/uid").and_then(Value::as_str) {
             self.by_uid.insert(uid.to_owned(), key.clone());
@@ -54,10 +57,17 @@ impl Index {
         let owners: Vec<String> = object
             .pointer("/metadata/ownerReferences")
             .and_then(Value::as_array)
-            .map(|refs| refs.iter().filter_map(|r| r["uid"].as_str().map(str::to_owned)).collect())
+            .map(|refs| {
+                refs.iter()
+                    .filter_map(|r| r["uid"].as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         for owner in &owners {
-            self.dependents.entry(owner.clone()).or_default().insert(key.clone());
+            self.dependents
+                .entry(owner.clone())
+                .or_default()
+                .insert(key.clone());
         }
         if !owners.is_empty() {
             self.owners_of.insert(key.clone(), owners);
@@ -66,7 +76,10 @@ impl Index {
 
     /// The keys of `uid`'s dependents.
     pub fn dependents_of(&self, uid: &str) -> Vec<Key> {
-        self.dependents.get(uid).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+        self.dependents
+            .get(uid)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -108,8 +121,22 @@ pub fn spawn(cluster: Arc<Cluster>) -> tokio::task::JoinHandle<()> {
                 queued.remove(&key);
                 let current = cluster.store.get(&key);
                 let mut follow_ups = Vec::new();
-                workloads::reconcile(&cluster, &key, current.as_deref(), &index, &requeue, &mut follow_ups);
-                gc::reconcile(&cluster, &key, current.as_deref(), &index, &requeue, &mut follow_ups);
+                workloads::reconcile(
+                    &cluster,
+                    &key,
+                    current.as_deref(),
+                    &index,
+                    &requeue,
+                    &mut follow_ups,
+                );
+                gc::reconcile(
+                    &cluster,
+                    &key,
+                    current.as_deref(),
+                    &index,
+                    &requeue,
+                    &mut follow_ups,
+                );
                 for k in follow_ups {
                     enqueue(k, &mut queue, &mut queued);
                 }
@@ -147,7 +174,11 @@ fn handle_event(event: &crate::store::Event, index: &mut Index, mut enqueue: imp
         .object
         .pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
-        .map(|refs| refs.iter().filter_map(|r| index.by_uid.get(r["uid"].as_str()?).cloned()).collect())
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| index.by_uid.get(r["uid"].as_str()?).cloned())
+                .collect()
+        })
         .unwrap_or_default();
     if event.kind == EventType::Deleted {
         // Dependents of a deleted object may now be garbage.
@@ -161,7 +192,11 @@ fn handle_event(event: &crate::store::Event, index: &mut Index, mut enqueue: imp
             enqueue(Key::new("/namespaces", "", &event.key.namespace));
         }
         // A deleted custom object may unblock its CRD's cleanup.
-        enqueue(Key::new("apiextensions.k8s.io/customresourcedefinitions", "", &crd_name(&event.key.resource)));
+        enqueue(Key::new(
+            "apiextensions.k8s.io/customresourcedefinitions",
+            "",
+            &crd_name(&event.key.resource),
+        ));
     }
     index.observe(&event.key, event.prev.as_deref(), object);
     for k in owner_keys {

@@ -87,9 +87,10 @@ fn delete_by_key(cluster: &Cluster, key: &Key, policy: Option<&str>) {
         ..DeleteOptions::default()
     };
     if let Err(err) = delete_object(cluster, &rt, &key.namespace, &key.name, &opts, false)
-        && err.code != 404 {
-            tracing::warn!(?key, message = err.message, "garbage collection delete failed");
-        }
+        && err.code != 404
+    {
+        tracing::warn!(?key, message = err.message, "garbage collection delete failed");
+    }
 }
 
 /// Deletes an object once every owner it names is gone; drops references to owners that are

@@ -57,7 +57,11 @@ pub fn selectable_fields(rt: &ResourceType) -> Vec<String> {
         _ => &[],
     };
     fields.extend(extra.iter().map(|s| (*s).to_owned()));
-    fields.extend(rt.selectable_fields.iter().map(|p| p.trim_start_matches('.').to_owned()));
+    fields.extend(
+        rt.selectable_fields
+            .iter()
+            .map(|p| p.trim_start_matches('.').to_owned()),
+    );
     fields
 }
 
@@ -78,12 +82,20 @@ pub fn field_value(object: &Value, field: &str) -> Option<String> {
 /// `Background`, or what the type's API defaults to.
 pub fn default_propagation(rt: &ResourceType) -> &'static str {
     // batch/v1 Jobs still orphan their Pods unless told otherwise, as in kube-apiserver.
-    if is(rt, "batch", "jobs") { "Orphan" } else { "Background" }
+    if is(rt, "batch", "jobs") {
+        "Orphan"
+    } else {
+        "Background"
+    }
 }
 
 /// Whether DELETE answers with the deleted object rather than a Success Status.
 pub fn returns_deleted_object(rt: &ResourceType) -> bool {
-    rt.custom || matches!((rt.group.as_str(), rt.plural.as_str()), ("", "pods" | "namespaces"))
+    rt.custom
+        || matches!(
+            (rt.group.as_str(), rt.plural.as_str()),
+            ("", "pods" | "namespaces")
+        )
 }
 
 /// Whether PUT of a missing object creates it.
@@ -113,9 +125,10 @@ const DNS1123_SUBDOMAIN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-
 fn matches(pattern: &str, s: &str) -> bool {
     // Compiled once: every create checks a name, and compiling the pattern costs far more than
     // matching it.
-    static COMPILED: std::sync::LazyLock<[(&str, Option<regex::Regex>); 2]> = std::sync::LazyLock::new(|| {
-        [DNS1123_LABEL, DNS1123_SUBDOMAIN].map(|p| (p, regex::Regex::new(p).ok()))
-    });
+    static COMPILED: std::sync::LazyLock<[(&str, Option<regex::Regex>); 2]> =
+        std::sync::LazyLock::new(|| {
+            [DNS1123_LABEL, DNS1123_SUBDOMAIN].map(|p| (p, regex::Regex::new(p).ok()))
+        });
     match COMPILED.iter().find(|(p, _)| *p == pattern) {
         Some((_, compiled)) => compiled.as_ref().is_some_and(|r| r.is_match(s)),
         None => regex::Regex::new(pattern).is_ok_and(|r| r.is_match(s)),
@@ -127,13 +140,24 @@ pub fn validate_name(rt: &ResourceType, name: &str) -> ApiResult<()> {
     let path_segment = is(rt, "rbac.authorization.k8s.io", &rt.plural);
     if path_segment {
         if name == "." || name == ".." || name.contains('/') || name.contains('%') {
-            return Err(invalid(rt, name, "metadata.name", "FieldValueInvalid", &format!("Invalid value: \"{name}\": may not contain '/' or '%'")));
+            return Err(invalid(
+                rt,
+                name,
+                "metadata.name",
+                "FieldValueInvalid",
+                &format!("Invalid value: \"{name}\": may not contain '/' or '%'"),
+            ));
         }
         return Ok(());
     }
     let label = is(rt, "", "namespaces") || is(rt, "", "services");
     let (ok, max, what, pattern) = if label {
-        (matches(DNS1123_LABEL, name), 63, "RFC 1123 label", "[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+        (
+            matches(DNS1123_LABEL, name),
+            63,
+            "RFC 1123 label",
+            "[a-z0-9]([-a-z0-9]*[a-z0-9])?",
+        )
     } else {
         (
             matches(DNS1123_SUBDOMAIN, name),
@@ -143,10 +167,20 @@ pub fn validate_name(rt: &ResourceType, name: &str) -> ApiResult<()> {
         )
     };
     if name.len() > max {
-        return Err(invalid(rt, name, "metadata.name", "FieldValueInvalid", &format!("Invalid value: \"{name}\": must be no more than {max} characters")));
+        return Err(invalid(
+            rt,
+            name,
+            "metadata.name",
+            "FieldValueInvalid",
+            &format!("Invalid value: \"{name}\": must be no more than {max} characters"),
+        ));
     }
     if !ok {
-        let example = if label { "'my-name',  or '123-abc'" } else { "'example.com'" };
+        let example = if label {
+            "'my-name',  or '123-abc'"
+        } else {
+            "'example.com'"
+        };
         return Err(invalid(
             rt,
             name,
@@ -195,8 +229,13 @@ fn default_pod_spec(spec: &mut Value) {
                 set_default(c, "/terminationMessagePath", json!("/dev/termination-log"));
                 set_default(c, "/terminationMessagePolicy", json!("File"));
                 let image = c["image"].as_str().unwrap_or("");
-                let latest = !image.contains('@') && (image.ends_with(":latest") || !image.rsplit('/').next().unwrap_or("").contains(':'));
-                set_default(c, "/imagePullPolicy", json!(if latest { "Always" } else { "IfNotPresent" }));
+                let latest = !image.contains('@')
+                    && (image.ends_with(":latest") || !image.rsplit('/').next().unwrap_or("").contains(':'));
+                set_default(
+                    c,
+                    "/imagePullPolicy",
+                    json!(if latest { "Always" } else { "IfNotPresent" }),
+                );
                 set_default(c, "/resources", json!({}));
                 if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
                     for p in ports {
@@ -209,7 +248,12 @@ fn default_pod_spec(spec: &mut Value) {
 }
 
 fn cluster_ip(name: &str, namespace: &str) -> String {
-    let h = name.bytes().chain(namespace.bytes()).fold(2_166_136_261u32, |h, b| (h ^ u32::from(b)).wrapping_mul(16_777_619));
+    let h = name
+        .bytes()
+        .chain(namespace.bytes())
+        .fold(2_166_136_261u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(16_777_619)
+        });
     format!("10.96.{}.{}", (h >> 8) % 256, (h % 254) + 1)
 }
 
@@ -218,8 +262,16 @@ pub fn prepare(rt: &ResourceType, op: Op, old: Option<&Value>, new: &mut Value, 
     if !sub.is_empty() || rt.custom {
         return Ok(());
     }
-    let name = new.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
-    let namespace = new.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_owned();
+    let name = new
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let namespace = new
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     match (rt.group.as_str(), rt.plural.as_str()) {
         ("", "namespaces") => {
             new["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
@@ -273,7 +325,11 @@ pub fn prepare(rt: &ResourceType, op: Op, old: Option<&Value>, new: &mut Value, 
                 set_default(spec, "/priority", json!(0));
             }
             if op == Op::Create {
-                set_default(new, "/status", json!({"phase": "Pending", "qosClass": "BestEffort"}));
+                set_default(
+                    new,
+                    "/status",
+                    json!({"phase": "Pending", "qosClass": "BestEffort"}),
+                );
             }
         }
         ("", "serviceaccounts") | ("", "configmaps") => {}
@@ -281,7 +337,9 @@ pub fn prepare(rt: &ResourceType, op: Op, old: Option<&Value>, new: &mut Value, 
             set_default(new, "/spec/replicas", json!(1));
             set_default(new, "/spec/revisionHistoryLimit", json!(10));
             set_default(new, "/spec/progressDeadlineSeconds", json!(600));
-            if new.pointer("/spec/strategy/type").is_none() || new["spec"]["strategy"]["type"] == "RollingUpdate" {
+            if new.pointer("/spec/strategy/type").is_none()
+                || new["spec"]["strategy"]["type"] == "RollingUpdate"
+            {
                 set_default(new, "/spec/strategy/type", json!("RollingUpdate"));
                 set_default(new, "/spec/strategy/rollingUpdate/maxUnavailable", json!("25%"));
                 set_default(new, "/spec/strategy/rollingUpdate/maxSurge", json!("25%"));
@@ -297,7 +355,8 @@ pub fn prepare(rt: &ResourceType, op: Op, old: Option<&Value>, new: &mut Value, 
             }
         }
         ("batch", "jobs") => {
-            if op == Op::Create && new.pointer("/spec/manualSelector").and_then(Value::as_bool) != Some(true) {
+            if op == Op::Create && new.pointer("/spec/manualSelector").and_then(Value::as_bool) != Some(true)
+            {
                 let uid = new.pointer("/metadata/uid").cloned().unwrap_or(json!(""));
                 new["spec"]["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
                 for (k, v) in [
@@ -335,18 +394,35 @@ pub fn prepare(rt: &ResourceType, op: Op, old: Option<&Value>, new: &mut Value, 
     Ok(())
 }
 
-fn immutable(rt: &ResourceType, name: &str, field: &str, old: &Value, new: &Value, pointer: &str) -> ApiResult<()> {
+fn immutable(
+    rt: &ResourceType,
+    name: &str,
+    field: &str,
+    old: &Value,
+    new: &Value,
+    pointer: &str,
+) -> ApiResult<()> {
     let (a, b) = (old.pointer(pointer), new.pointer(pointer));
     if a != b {
         let shown = b.map_or_else(|| "null".to_owned(), Value::to_string);
-        return Err(invalid(rt, name, field, "FieldValueInvalid", &format!("Invalid value: {shown}: field is immutable")));
+        return Err(invalid(
+            rt,
+            name,
+            field,
+            "FieldValueInvalid",
+            &format!("Invalid value: {shown}: field is immutable"),
+        ));
     }
     Ok(())
 }
 
 fn labels_of(v: Option<&Value>) -> std::collections::BTreeMap<String, String> {
     v.and_then(Value::as_object)
-        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -355,12 +431,15 @@ pub fn validate(rt: &ResourceType, op: Op, old: Option<&Value>, new: &Value) -> 
     if rt.custom {
         return Ok(());
     }
-    let name = new.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let name = new
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     match (rt.group.as_str(), rt.plural.as_str()) {
         ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets") => {
-            let selector = new.pointer("/spec/selector").ok_or_else(|| {
-                invalid(rt, name, "spec.selector", "FieldValueRequired", "Required value")
-            })?;
+            let selector = new
+                .pointer("/spec/selector")
+                .ok_or_else(|| invalid(rt, name, "spec.selector", "FieldValueRequired", "Required value"))?;
             let parsed = crate::selector::LabelSelector::from_label_selector(selector)
                 .map_err(|e| invalid(rt, name, "spec.selector", "FieldValueInvalid", e.message()))?;
             let template_labels = labels_of(new.pointer("/spec/template/metadata/labels"));
@@ -370,18 +449,34 @@ pub fn validate(rt: &ResourceType, op: Op, old: Option<&Value>, new: &Value) -> 
                     name,
                     "spec.template.metadata.labels",
                     "FieldValueInvalid",
-                    &format!("Invalid value: {}: `selector` does not match template `labels`", json!(template_labels)),
+                    &format!(
+                        "Invalid value: {}: `selector` does not match template `labels`",
+                        json!(template_labels)
+                    ),
                 ));
             }
-            if new.pointer("/spec/template/spec/containers").and_then(Value::as_array).is_none_or(Vec::is_empty) {
-                return Err(invalid(rt, name, "spec.template.spec.containers", "FieldValueRequired", "Required value"));
+            if new
+                .pointer("/spec/template/spec/containers")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty)
+            {
+                return Err(invalid(
+                    rt,
+                    name,
+                    "spec.template.spec.containers",
+                    "FieldValueRequired",
+                    "Required value",
+                ));
             }
             if let (Op::Update, Some(old)) = (op, old) {
                 immutable(rt, name, "spec.selector", old, new, "/spec/selector")?;
             }
         }
         ("batch", "jobs") => {
-            let policy = new.pointer("/spec/template/spec/restartPolicy").and_then(Value::as_str).unwrap_or("");
+            let policy = new
+                .pointer("/spec/template/spec/restartPolicy")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if !matches!(policy, "Never" | "OnFailure") {
                 return Err(invalid(
                     rt,
@@ -398,15 +493,38 @@ pub fn validate(rt: &ResourceType, op: Op, old: Option<&Value>, new: &Value) -> 
             }
         }
         ("", "services") => {
-            let type_ = new.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP");
+            let type_ = new
+                .pointer("/spec/type")
+                .and_then(Value::as_str)
+                .unwrap_or("ClusterIP");
             let headless = new.pointer("/spec/clusterIP").and_then(Value::as_str) == Some("None");
-            if type_ != "ExternalName" && !headless && new.pointer("/spec/ports").and_then(Value::as_array).is_none_or(Vec::is_empty) {
-                return Err(invalid(rt, name, "spec.ports", "FieldValueRequired", "Required value"));
+            if type_ != "ExternalName"
+                && !headless
+                && new
+                    .pointer("/spec/ports")
+                    .and_then(Value::as_array)
+                    .is_none_or(Vec::is_empty)
+            {
+                return Err(invalid(
+                    rt,
+                    name,
+                    "spec.ports",
+                    "FieldValueRequired",
+                    "Required value",
+                ));
             }
             if let (Op::Update, Some(old)) = (op, old)
-                && old.pointer("/spec/clusterIP") != new.pointer("/spec/clusterIP") && type_ != "ExternalName" {
-                    return Err(invalid(rt, name, "spec.clusterIPs[0]", "FieldValueInvalid", "Invalid value: []string{}: primary clusterIP can not be unset"));
-                }
+                && old.pointer("/spec/clusterIP") != new.pointer("/spec/clusterIP")
+                && type_ != "ExternalName"
+            {
+                return Err(invalid(
+                    rt,
+                    name,
+                    "spec.clusterIPs[0]",
+                    "FieldValueInvalid",
+                    "Invalid value: []string{}: primary clusterIP can not be unset",
+                ));
+            }
         }
         ("", "secrets") => {
             if let (Op::Update, Some(old)) = (op, old) {
@@ -418,18 +536,32 @@ pub fn validate(rt: &ResourceType, op: Op, old: Option<&Value>, new: &Value) -> 
         }
         ("", "configmaps") => {
             if let (Op::Update, Some(old)) = (op, old)
-                && old.pointer("/immutable") == Some(&json!(true)) {
-                    immutable(rt, name, "data", old, new, "/data")?;
-                }
+                && old.pointer("/immutable") == Some(&json!(true))
+            {
+                immutable(rt, name, "data", old, new, "/data")?;
+            }
         }
         ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => {
             if new.get("roleRef").is_none() {
-                return Err(invalid(rt, name, "roleRef.name", "FieldValueRequired", "Required value"));
+                return Err(invalid(
+                    rt,
+                    name,
+                    "roleRef.name",
+                    "FieldValueRequired",
+                    "Required value",
+                ));
             }
             if let (Op::Update, Some(old)) = (op, old)
-                && old.get("roleRef") != new.get("roleRef") {
-                    return Err(invalid(rt, name, "roleRef", "FieldValueInvalid", &format!("Invalid value: {}: cannot change roleRef", new["roleRef"])));
-                }
+                && old.get("roleRef") != new.get("roleRef")
+            {
+                return Err(invalid(
+                    rt,
+                    name,
+                    "roleRef",
+                    "FieldValueInvalid",
+                    &format!("Invalid value: {}: cannot change roleRef", new["roleRef"]),
+                ));
+            }
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => validate_crd(rt, name, op, old, new)?,
         _ => {}
@@ -440,44 +572,83 @@ pub fn validate(rt: &ResourceType, op: Op, old: Option<&Value>, new: &Value) -> 
 fn validate_crd(rt: &ResourceType, name: &str, op: Op, old: Option<&Value>, new: &Value) -> ApiResult<()> {
     let spec = &new["spec"];
     let group = spec["group"].as_str().unwrap_or("");
-    let plural = spec.pointer("/names/plural").and_then(Value::as_str).unwrap_or("");
+    let plural = spec
+        .pointer("/names/plural")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let mut causes = Vec::new();
     if name != format!("{plural}.{group}") {
-        causes.push(("metadata.name".to_owned(), format!("Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group")));
+        causes.push((
+            "metadata.name".to_owned(),
+            format!("Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"),
+        ));
     }
     if !matches!(spec["scope"].as_str(), Some("Namespaced" | "Cluster")) {
-        causes.push(("spec.scope".to_owned(), "Unsupported value: \"\": supported values: \"Cluster\", \"Namespaced\"".to_owned()));
+        causes.push((
+            "spec.scope".to_owned(),
+            "Unsupported value: \"\": supported values: \"Cluster\", \"Namespaced\"".to_owned(),
+        ));
     }
     let versions = spec["versions"].as_array().cloned().unwrap_or_default();
     if versions.is_empty() {
-        causes.push(("spec.versions".to_owned(), "Invalid value: null: must have exactly one version marked as storage version".to_owned()));
+        causes.push((
+            "spec.versions".to_owned(),
+            "Invalid value: null: must have exactly one version marked as storage version".to_owned(),
+        ));
     }
     if versions.iter().filter(|v| v["storage"] == json!(true)).count() != 1 && !versions.is_empty() {
-        causes.push(("spec.versions".to_owned(), format!("Invalid value: {}: must have exactly one version marked as storage version", json!(versions.iter().map(|v| &v["name"]).collect::<Vec<_>>()))));
+        causes.push((
+            "spec.versions".to_owned(),
+            format!(
+                "Invalid value: {}: must have exactly one version marked as storage version",
+                json!(versions.iter().map(|v| &v["name"]).collect::<Vec<_>>())
+            ),
+        ));
     }
     for (i, v) in versions.iter().enumerate() {
         match v.pointer("/schema/openAPIV3Schema") {
-            None => causes.push((format!("spec.versions[{i}].schema.openAPIV3Schema"), "Required value: schemas are required".to_owned())),
+            None => causes.push((
+                format!("spec.versions[{i}].schema.openAPIV3Schema"),
+                "Required value: schemas are required".to_owned(),
+            )),
             Some(schema) => {
                 for err in crate::schema::structural_errors(schema) {
-                    let err = err.replace("spec.validation.openAPIV3Schema", &format!("spec.versions[{i}].schema.openAPIV3Schema"));
-                    let (field, detail) = err.split_once(": ").map_or((err.clone(), String::new()), |(f, d)| (f.to_owned(), d.to_owned()));
+                    let err = err.replace(
+                        "spec.validation.openAPIV3Schema",
+                        &format!("spec.versions[{i}].schema.openAPIV3Schema"),
+                    );
+                    let (field, detail) = err
+                        .split_once(": ")
+                        .map_or((err.clone(), String::new()), |(f, d)| {
+                            (f.to_owned(), d.to_owned())
+                        });
                     causes.push((field, detail));
                 }
             }
         }
     }
     if let (Op::Update, Some(old)) = (op, old)
-        && old.pointer("/spec/scope") != new.pointer("/spec/scope") {
-            causes.push(("spec.scope".to_owned(), "Invalid value: field is immutable".to_owned()));
-        }
+        && old.pointer("/spec/scope") != new.pointer("/spec/scope")
+    {
+        causes.push((
+            "spec.scope".to_owned(),
+            "Invalid value: field is immutable".to_owned(),
+        ));
+    }
     if causes.is_empty() {
         return Ok(());
     }
     let message = if causes.len() == 1 {
         format!("{}: {}", causes[0].0, causes[0].1)
     } else {
-        format!("[{}]", causes.iter().map(|(f, d)| format!("{f}: {d}")).collect::<Vec<_>>().join(", "))
+        format!(
+            "[{}]",
+            causes
+                .iter()
+                .map(|(f, d)| format!("{f}: {d}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     };
     let list: Vec<Value> = causes
         .iter()
@@ -489,7 +660,10 @@ fn validate_crd(rt: &ResourceType, name: &str, op: Op, old: Option<&Value>, new:
 /// Work kube-apiserver's own controllers do right after a write.
 pub fn after_write(cluster: &Cluster, rt: &ResourceType, written: &Written) {
     let Written::Stored(object) = written else {
-        if let (true, Written::Deleted(object)) = (is(rt, "apiextensions.k8s.io", "customresourcedefinitions"), written) {
+        if let (true, Written::Deleted(object)) = (
+            is(rt, "apiextensions.k8s.io", "customresourcedefinitions"),
+            written,
+        ) {
             uninstall_crd(cluster, object);
         }
         return;
@@ -509,22 +683,33 @@ fn ensure_default_service_account(cluster: &Cluster, namespace: &Value) {
     if namespace.pointer("/metadata/deletionTimestamp").is_some() {
         return;
     }
-    let Some(ns) = namespace.pointer("/metadata/name").and_then(Value::as_str) else { return };
-    if cluster.store.get(&Key::new("/serviceaccounts", ns, "default")).is_some() {
+    let Some(ns) = namespace.pointer("/metadata/name").and_then(Value::as_str) else {
+        return;
+    };
+    if cluster
+        .store
+        .get(&Key::new("/serviceaccounts", ns, "default"))
+        .is_some()
+    {
         return;
     }
-    let Some(rt) = cluster.registry.get("", "v1", "serviceaccounts") else { return };
+    let Some(rt) = cluster.registry.get("", "v1", "serviceaccounts") else {
+        return;
+    };
     let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}});
-    if let Err(e) = crate::api::objects::create_as(cluster, &rt, ns, sa, "kube-controller-manager") {
-        if e.code != 409 {
-            tracing::warn!(message = e.message, "creating the default ServiceAccount failed");
-        }
+    if let Err(e) = crate::api::objects::create_as(cluster, &rt, ns, sa, "kube-controller-manager")
+        && e.code != 409
+    {
+        tracing::warn!(message = e.message, "creating the default ServiceAccount failed");
     }
 }
 
 fn uninstall_crd(cluster: &Cluster, crd: &Value) {
     let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or("");
-    let plural = crd.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or("");
+    let plural = crd
+        .pointer("/spec/names/plural")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     cluster.registry.remove(group, plural);
 }
 
@@ -534,7 +719,11 @@ pub fn establish_crd(cluster: &Cluster, crd: &Arc<Value>) {
     if crd.pointer("/metadata/deletionTimestamp").is_some() {
         return;
     }
-    let name = crd.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
+    let name = crd
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     let (established, message) = match ResourceType::from_crd(crd) {
         Ok(t) => {
             cluster.registry.install(t);

@@ -32,14 +32,17 @@ impl Persistence for Redb {
             match object {
                 Some(o) => {
                     let bytes = serde_json::to_vec(o).map_err(|e| e.to_string())?;
-                    objects.insert(k.as_str(), bytes.as_slice()).map_err(|e| e.to_string())?;
+                    objects
+                        .insert(k.as_str(), bytes.as_slice())
+                        .map_err(|e| e.to_string())?;
                 }
                 None => {
                     objects.remove(k.as_str()).map_err(|e| e.to_string())?;
                 }
             }
             let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
-            meta.insert("rv", rv.to_be_bytes().as_slice()).map_err(|e| e.to_string())?;
+            meta.insert("rv", rv.to_be_bytes().as_slice())
+                .map_err(|e| e.to_string())?;
         }
         txn.commit().map_err(|e| e.to_string())
     }
@@ -63,7 +66,10 @@ pub fn open(dir: &Path, history_limit: usize) -> Result<(Store, Vec<u8>, bool), 
                 let bytes: [u8; 8] = v.value().try_into().unwrap_or([0; 8]);
                 rv = u64::from_be_bytes(bytes);
             }
-            let existing = meta.get("sa-key").map_err(|e| e.to_string())?.map(|v| v.value().to_vec());
+            let existing = meta
+                .get("sa-key")
+                .map_err(|e| e.to_string())?
+                .map(|v| v.value().to_vec());
             key = match existing {
                 Some(k) => Some(k),
                 None => {
@@ -82,7 +88,9 @@ pub fn open(dir: &Path, history_limit: usize) -> Result<(Store, Vec<u8>, bool), 
         let table = txn.open_table(OBJECTS).map_err(|e| e.to_string())?;
         for entry in table.iter().map_err(|e| e.to_string())? {
             let (k, v) = entry.map_err(|e| e.to_string())?;
-            let Some(key) = decode_key(k.value()) else { continue };
+            let Some(key) = decode_key(k.value()) else {
+                continue;
+            };
             let object: Value = serde_json::from_slice(v.value()).map_err(|e| e.to_string())?;
             objects.push((key, object));
         }

@@ -53,12 +53,25 @@ pub struct ResourceType {
     pub custom: bool,
 }
 
-const ALL_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 impl ResourceType {
     /// `group/version`, or `version` for the core group.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     /// The storage key prefix: `group/plural`.
@@ -68,7 +81,11 @@ impl ResourceType {
 
     /// `plural.group`, or `plural` for the core group: how apiserver names it in messages.
     pub fn qualified(&self) -> String {
-        if self.group.is_empty() { self.plural.clone() } else { format!("{}.{}", self.plural, self.group) }
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
     }
 
     /// The path prefix, `/api/v1` or `/apis/group/version`.
@@ -151,7 +168,9 @@ impl ResourceType {
             .or_else(|| versions.first())
             .ok_or("spec.versions must not be empty")?;
         let list = |v: &Value| -> Vec<String> {
-            v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+            v.as_array()
+                .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default()
         };
         let schema = match version.pointer("/schema/openAPIV3Schema") {
             Some(s) => Some(Arc::new(CompiledSchema::new(s).map_err(|e| e.join("; "))?)),
@@ -182,10 +201,17 @@ impl ResourceType {
             virtual_create_only: false,
             schema,
             openapi: version.pointer("/schema/openAPIV3Schema").cloned(),
-            printer_columns: version["additionalPrinterColumns"].as_array().cloned().unwrap_or_default(),
+            printer_columns: version["additionalPrinterColumns"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
             selectable_fields: version["selectableFields"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|f| f["jsonPath"].as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|f| f["jsonPath"].as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default(),
             scale,
             custom: true,
@@ -232,17 +258,33 @@ impl ResourceType {
 fn builtins() -> Vec<ResourceType> {
     type R = ResourceType;
     vec![
-        R::builtin("", "v1", "Namespace", "namespaces", false).short(&["ns"]).with_status().sub("finalize"),
+        R::builtin("", "v1", "Namespace", "namespaces", false)
+            .short(&["ns"])
+            .with_status()
+            .sub("finalize"),
         R::builtin("", "v1", "Secret", "secrets", true),
         R::builtin("", "v1", "ConfigMap", "configmaps", true).short(&["cm"]),
-        R::builtin("", "v1", "ServiceAccount", "serviceaccounts", true).short(&["sa"]).sub("token"),
-        R::builtin("", "v1", "Service", "services", true).short(&["svc"]).all_category().with_status(),
-        R::builtin("", "v1", "Pod", "pods", true).short(&["po"]).all_category().with_status().sub("log"),
+        R::builtin("", "v1", "ServiceAccount", "serviceaccounts", true)
+            .short(&["sa"])
+            .sub("token"),
+        R::builtin("", "v1", "Service", "services", true)
+            .short(&["svc"])
+            .all_category()
+            .with_status(),
+        R::builtin("", "v1", "Pod", "pods", true)
+            .short(&["po"])
+            .all_category()
+            .with_status()
+            .sub("log"),
         R::builtin("", "v1", "Event", "events", true).short(&["ev"]),
         R::builtin("", "v1", "Endpoints", "endpoints", true).short(&["ep"]),
-        R::builtin("", "v1", "ResourceQuota", "resourcequotas", true).short(&["quota"]).with_status(),
+        R::builtin("", "v1", "ResourceQuota", "resourcequotas", true)
+            .short(&["quota"])
+            .with_status(),
         R::builtin("", "v1", "LimitRange", "limitranges", true).short(&["limits"]),
-        R::builtin("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true).short(&["pvc"]).with_status(),
+        R::builtin("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true)
+            .short(&["pvc"])
+            .with_status(),
         R::builtin("apps", "v1", "Deployment", "deployments", true)
             .short(&["deploy"])
             .all_category()
@@ -261,35 +303,126 @@ fn builtins() -> Vec<ResourceType> {
             .with_status()
             .sub("scale")
             .generation(),
-        R::builtin("apps", "v1", "DaemonSet", "daemonsets", true).short(&["ds"]).all_category().with_status().generation(),
-        R::builtin("batch", "v1", "Job", "jobs", true).all_category().with_status().generation(),
-        R::builtin("batch", "v1", "CronJob", "cronjobs", true).short(&["cj"]).all_category().with_status().generation(),
-        R::builtin("networking.k8s.io", "v1", "Ingress", "ingresses", true).short(&["ing"]).with_status().generation(),
-        R::builtin("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false).generation(),
-        R::builtin("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true).short(&["netpol"]).generation(),
-        R::builtin("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true)
-            .short(&["pdb"])
+        R::builtin("apps", "v1", "DaemonSet", "daemonsets", true)
+            .short(&["ds"])
+            .all_category()
             .with_status()
             .generation(),
+        R::builtin("batch", "v1", "Job", "jobs", true)
+            .all_category()
+            .with_status()
+            .generation(),
+        R::builtin("batch", "v1", "CronJob", "cronjobs", true)
+            .short(&["cj"])
+            .all_category()
+            .with_status()
+            .generation(),
+        R::builtin("networking.k8s.io", "v1", "Ingress", "ingresses", true)
+            .short(&["ing"])
+            .with_status()
+            .generation(),
+        R::builtin("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false).generation(),
+        R::builtin(
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
+            "networkpolicies",
+            true,
+        )
+        .short(&["netpol"])
+        .generation(),
+        R::builtin(
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+            true,
+        )
+        .short(&["pdb"])
+        .with_status()
+        .generation(),
         R::builtin("rbac.authorization.k8s.io", "v1", "Role", "roles", true),
-        R::builtin("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false),
-        R::builtin("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true),
-        R::builtin("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false),
+        R::builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            "clusterroles",
+            false,
+        ),
+        R::builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+            "rolebindings",
+            true,
+        ),
+        R::builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            false,
+        ),
         R::builtin("coordination.k8s.io", "v1", "Lease", "leases", true),
         R::builtin("events.k8s.io", "v1", "Event", "events", true).short(&["ev"]),
-        R::builtin("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false)
-            .short(&["crd", "crds"])
-            .with_status()
-            .generation(),
-        R::builtin("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", false).create_only(),
-        R::builtin("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", false).create_only(),
-        R::builtin("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", false).create_only(),
-        R::builtin("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", false)
-            .create_only(),
-        R::builtin("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", false)
-            .create_only(),
-        R::builtin("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", true)
-            .create_only(),
+        R::builtin(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            false,
+        )
+        .short(&["crd", "crds"])
+        .with_status()
+        .generation(),
+        R::builtin(
+            "authentication.k8s.io",
+            "v1",
+            "TokenReview",
+            "tokenreviews",
+            false,
+        )
+        .create_only(),
+        R::builtin(
+            "authentication.k8s.io",
+            "v1",
+            "SelfSubjectReview",
+            "selfsubjectreviews",
+            false,
+        )
+        .create_only(),
+        R::builtin(
+            "authorization.k8s.io",
+            "v1",
+            "SubjectAccessReview",
+            "subjectaccessreviews",
+            false,
+        )
+        .create_only(),
+        R::builtin(
+            "authorization.k8s.io",
+            "v1",
+            "SelfSubjectAccessReview",
+            "selfsubjectaccessreviews",
+            false,
+        )
+        .create_only(),
+        R::builtin(
+            "authorization.k8s.io",
+            "v1",
+            "SelfSubjectRulesReview",
+            "selfsubjectrulesreviews",
+            false,
+        )
+        .create_only(),
+        R::builtin(
+            "authorization.k8s.io",
+            "v1",
+            "LocalSubjectAccessReview",
+            "localsubjectaccessreviews",
+            true,
+        )
+        .create_only(),
     ]
 }
 
@@ -306,26 +439,40 @@ impl Default for Registry {
     fn default() -> Self {
         let types = builtins()
             .into_iter()
-            .map(|t| ((t.group.clone(), t.version.clone(), t.plural.clone()), Arc::new(t)))
+            .map(|t| {
+                (
+                    (t.group.clone(), t.version.clone(), t.plural.clone()),
+                    Arc::new(t),
+                )
+            })
             .collect();
-        Self { types: Arc::new(RwLock::new(types)) }
+        Self {
+            types: Arc::new(RwLock::new(types)),
+        }
     }
 }
 
 impl Registry {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, TypeMap> {
-        self.types.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.types
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The type served at `group/version/plural`.
     pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceType>> {
-        self.read().get(&(group.to_owned(), version.to_owned(), plural.to_owned())).cloned()
+        self.read()
+            .get(&(group.to_owned(), version.to_owned(), plural.to_owned()))
+            .cloned()
     }
 
     /// The type of a kind in a group (any version), for `apiVersion`/`kind` lookups.
     pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<Arc<ResourceType>> {
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-        self.read().values().find(|t| t.group == group && t.version == version && t.kind == kind).cloned()
+        self.read()
+            .values()
+            .find(|t| t.group == group && t.version == version && t.kind == kind)
+            .cloned()
     }
 
     /// Every served type.
@@ -335,14 +482,23 @@ impl Registry {
 
     /// Serves a CRD's type (replacing an earlier version of it).
     pub fn install(&self, t: ResourceType) {
-        let mut types = self.types.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut types = self
+            .types
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         types.retain(|_, v| !(v.custom && v.group == t.group && v.plural == t.plural));
-        types.insert((t.group.clone(), t.version.clone(), t.plural.clone()), Arc::new(t));
+        types.insert(
+            (t.group.clone(), t.version.clone(), t.plural.clone()),
+            Arc::new(t),
+        );
     }
 
     /// Stops serving a CRD's type.
     pub fn remove(&self, group: &str, plural: &str) {
-        let mut types = self.types.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut types = self
+            .types
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         types.retain(|_, v| !(v.custom && v.group == group && v.plural == plural));
     }
 

@@ -37,7 +37,12 @@ pub fn create(cluster: &Cluster, rt: &ResourceType, ctx: &Ctx, mut body: Value) 
         "SubjectAccessReview" | "LocalSubjectAccessReview" => {
             let user = rbac::user_from_access_review_spec(&spec);
             if user.name.is_empty() && user.groups.is_empty() {
-                return Err(ApiError::invalid(rt, "", "spec.user: Invalid value: \"\": at least one of user or group must be specified", json!([{"reason": "FieldValueInvalid", "message": "Invalid value: \"\": at least one of user or group must be specified", "field": "spec.user"}])));
+                return Err(ApiError::invalid(
+                    rt,
+                    "",
+                    "spec.user: Invalid value: \"\": at least one of user or group must be specified",
+                    json!([{"reason": "FieldValueInvalid", "message": "Invalid value: \"\": at least one of user or group must be specified", "field": "spec.user"}]),
+                ));
             }
             let mut attrs = Attributes::from_access_review_spec(user, &spec);
             if rt.kind == "LocalSubjectAccessReview" {
@@ -45,7 +50,10 @@ pub fn create(cluster: &Cluster, rt: &ResourceType, ctx: &Ctx, mut body: Value) 
             }
             decision(cluster, &attrs)
         }
-        "SelfSubjectAccessReview" => decision(cluster, &Attributes::from_access_review_spec(ctx.user.clone(), &spec)),
+        "SelfSubjectAccessReview" => decision(
+            cluster,
+            &Attributes::from_access_review_spec(ctx.user.clone(), &spec),
+        ),
         "SelfSubjectRulesReview" => {
             let namespace = spec["namespace"].as_str().unwrap_or("");
             if ctx.user.in_group("system:masters") {
@@ -58,7 +66,11 @@ pub fn create(cluster: &Cluster, rt: &ResourceType, ctx: &Ctx, mut body: Value) 
                 rbac::rules_review_status(&ctx.user, namespace, &cluster.rbac_snapshot())
             }
         }
-        _ => return Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
+        _ => {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ));
+        }
     };
     body["status"] = status;
     if body.get("metadata").is_none() {

@@ -26,11 +26,21 @@ struct Paths {
 fn paths(rt: &ResourceType) -> Paths {
     match &rt.scale {
         Some(s) => Paths {
-            spec: s["specReplicasPath"].as_str().unwrap_or(".spec.replicas").to_owned(),
-            status: s["statusReplicasPath"].as_str().unwrap_or(".status.replicas").to_owned(),
+            spec: s["specReplicasPath"]
+                .as_str()
+                .unwrap_or(".spec.replicas")
+                .to_owned(),
+            status: s["statusReplicasPath"]
+                .as_str()
+                .unwrap_or(".status.replicas")
+                .to_owned(),
             selector: s["labelSelectorPath"].as_str().map(str::to_owned),
         },
-        None => Paths { spec: ".spec.replicas".into(), status: ".status.replicas".into(), selector: None },
+        None => Paths {
+            spec: ".spec.replicas".into(),
+            status: ".status.replicas".into(),
+            selector: None,
+        },
     }
 }
 
@@ -45,7 +55,14 @@ fn scale_of(rt: &ResourceType, object: &Value) -> Value {
         None => object
             .pointer("/spec/selector/matchLabels")
             .and_then(Value::as_object)
-            .map(|m| json!(m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(",")))
+            .map(|m| {
+                json!(
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            })
             .unwrap_or(json!("")),
     };
     let meta = &object["metadata"];
@@ -66,22 +83,42 @@ fn scale_of(rt: &ResourceType, object: &Value) -> Value {
 
 /// `GET .../scale`.
 pub fn get(cluster: &Cluster, rt: &ResourceType, namespace: &str, name: &str) -> ApiResult<Response> {
-    let object = cluster.store.get(&Key::new(&rt.key(), namespace, name)).ok_or_else(|| ApiError::not_found(rt, name))?;
+    let object = cluster
+        .store
+        .get(&Key::new(&rt.key(), namespace, name))
+        .ok_or_else(|| ApiError::not_found(rt, name))?;
     Ok(ok(&scale_of(rt, &object)))
 }
 
-fn set_replicas(cluster: &Cluster, rt: &ResourceType, namespace: &str, name: &str, ctx: &Ctx, replicas: i64, rv: Option<String>) -> ApiResult<Response> {
+fn set_replicas(
+    cluster: &Cluster,
+    rt: &ResourceType,
+    namespace: &str,
+    name: &str,
+    ctx: &Ctx,
+    replicas: i64,
+    rv: Option<String>,
+) -> ApiResult<Response> {
     if replicas < 0 {
-        return Err(ApiError::invalid(rt, name, &format!("spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"), json!([{"reason": "FieldValueInvalid", "message": format!("Invalid value: {replicas}: must be greater than or equal to 0"), "field": "spec.replicas"}])));
+        return Err(ApiError::invalid(
+            rt,
+            name,
+            &format!("spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"),
+            json!([{"reason": "FieldValueInvalid", "message": format!("Invalid value: {replicas}: must be greater than or equal to 0"), "field": "spec.replicas"}]),
+        ));
     }
     let spec_path = pointer(&paths(rt).spec);
     let key = Key::new(&rt.key(), namespace, name);
     let written = cluster.store.write(&key, |current| {
         let current = current.ok_or_else(|| ApiError::not_found(rt, name))?;
         if let Some(rv) = &rv
-            && current.pointer("/metadata/resourceVersion").and_then(Value::as_str) != Some(rv.as_str()) {
-                return Err(ApiError::stale(rt, name));
-            }
+            && current
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                != Some(rv.as_str())
+        {
+            return Err(ApiError::stale(rt, name));
+        }
         if current.pointer(&spec_path) == Some(&json!(replicas)) {
             return Ok(Write::Unchanged);
         }
@@ -91,7 +128,11 @@ fn set_replicas(cluster: &Cluster, rt: &ResourceType, namespace: &str, name: &st
             Some(p) if p.is_object() => p[field] = json!(replicas),
             _ => return Err(ApiError::internal("scale path missing")),
         }
-        let generation = next.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+        let generation = next
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            + 1;
         next["metadata"]["generation"] = json!(generation);
         let _ = finalizers(&next);
         // kube-apiserver's scale handler records the writer as owning the replicas field, as
@@ -110,23 +151,47 @@ fn set_replicas(cluster: &Cluster, rt: &ResourceType, namespace: &str, name: &st
         Ok(Write::Put(next))
     })?;
     let object = match written {
-        crate::store::Written::Stored(o) | crate::store::Written::Deleted(o) | crate::store::Written::Unchanged(Some(o)) => o,
+        crate::store::Written::Stored(o)
+        | crate::store::Written::Deleted(o)
+        | crate::store::Written::Unchanged(Some(o)) => o,
         crate::store::Written::Unchanged(None) => return Err(ApiError::not_found(rt, name)),
     };
     Ok(ok(&scale_of(rt, &object)))
 }
 
 /// `PUT .../scale`.
-pub fn update(cluster: &Cluster, rt: &ResourceType, namespace: &str, name: &str, ctx: &Ctx, body: &Bytes) -> ApiResult<Response> {
+pub fn update(
+    cluster: &Cluster,
+    rt: &ResourceType,
+    namespace: &str,
+    name: &str,
+    ctx: &Ctx,
+    body: &Bytes,
+) -> ApiResult<Response> {
     let scale = decode_body(&ctx.headers, body)?;
-    let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
-    let rv = scale.pointer("/metadata/resourceVersion").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+    let replicas = scale
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let rv = scale
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
     set_replicas(cluster, rt, namespace, name, ctx, replicas, rv)
 }
 
 /// `PATCH .../scale` (merge or strategic: both just carry `spec.replicas`).
-pub fn patch(cluster: &Cluster, rt: &ResourceType, namespace: &str, name: &str, ctx: &Ctx, body: &Bytes) -> ApiResult<Response> {
-    let patch: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+pub fn patch(
+    cluster: &Cluster,
+    rt: &ResourceType,
+    namespace: &str,
+    name: &str,
+    ctx: &Ctx,
+    body: &Bytes,
+) -> ApiResult<Response> {
+    let patch: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
     let replicas = patch
         .pointer("/spec/replicas")
         .and_then(Value::as_i64)

@@ -93,13 +93,15 @@ impl Drop for Running {
 pub fn build(options: &Options, admin_token: &str, tls: Option<&Tls>) -> Result<Arc<Cluster>, Error> {
     let mut tokens_csv = format!("{admin_token},admin,admin-uid,\"system:masters\"\n");
     if let Some(path) = &options.token_file {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::TokenFile(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::TokenFile(format!("{}: {e}", path.display())))?;
         tokens_csv.push_str(&text);
     }
     let tokens = TokenFile::parse("tokens", &tokens_csv).map_err(Error::TokenFile)?;
     let (store, key, fresh) = match &options.data_dir {
         Some(dir) => {
-            let (store, key, fresh) = persistence::open(dir, options.config.history_limit).map_err(Error::DataDir)?;
+            let (store, key, fresh) =
+                persistence::open(dir, options.config.history_limit).map_err(Error::DataDir)?;
             (store, key, fresh)
         }
         None => (Store::new(options.config.history_limit), random_key(), true),
@@ -110,7 +112,11 @@ pub fn build(options: &Options, admin_token: &str, tls: Option<&Tls>) -> Result<
     }
     let cluster = Arc::new(cluster);
     // Serve the CRDs already stored before anything asks for their objects.
-    for (_, crd) in cluster.store.list("apiextensions.k8s.io/customresourcedefinitions", None).0 {
+    for (_, crd) in cluster
+        .store
+        .list("apiextensions.k8s.io/customresourcedefinitions", None)
+        .0
+    {
         crate::kinds::establish_crd(&cluster, &crd);
     }
     if fresh {
@@ -128,7 +134,9 @@ fn random_key() -> Vec<u8> {
 /// What kube-apiserver creates on first start: the system namespaces and the bootstrap RBAC.
 fn seed(cluster: &Arc<Cluster>) {
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        let Some(rt) = cluster.registry.get("", "v1", "namespaces") else { return };
+        let Some(rt) = cluster.registry.get("", "v1", "namespaces") else {
+            return;
+        };
         let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
         if let Err(e) = api::objects::create_as(cluster, &rt, "", body, "kube-apiserver") {
             tracing::warn!(message = e.message, "seeding namespace failed");
@@ -137,7 +145,9 @@ fn seed(cluster: &Arc<Cluster>) {
     for object in crate::rbac::bootstrap_policy() {
         let api_version = object["apiVersion"].as_str().unwrap_or("");
         let kind = object["kind"].as_str().unwrap_or("");
-        let Some(rt) = cluster.registry.by_kind(api_version, kind) else { continue };
+        let Some(rt) = cluster.registry.by_kind(api_version, kind) else {
+            continue;
+        };
         if let Err(e) = api::objects::create_as(cluster, &rt, "", object.clone(), "kube-apiserver") {
             tracing::warn!(message = e.message, "seeding bootstrap RBAC failed");
         }
@@ -146,10 +156,20 @@ fn seed(cluster: &Arc<Cluster>) {
 
 /// Starts serving; returns once the listener is bound.
 pub async fn start(options: Options) -> Result<Running, Error> {
-    let addr = options.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-    let listener = TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
-    let addr = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
-    let tls = if options.tls { Some(Arc::new(Tls::generate(addr).map_err(Error::Tls)?)) } else { None };
+    let addr = options
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr, source })?;
+    let tls = if options.tls {
+        Some(Arc::new(Tls::generate(addr).map_err(Error::Tls)?))
+    } else {
+        None
+    };
     let admin_token = format!("sim-admin-{}", uuid::Uuid::new_v4().simple());
     let mut options = options;
     if tls.is_none() {
@@ -162,12 +182,25 @@ pub async fn start(options: Options) -> Result<Running, Error> {
     let server = match tls.clone() {
         Some(tls) => tokio::spawn(async move { crate::tls::serve(listener, router, tls).await }),
         None => tokio::spawn(async move {
+            // Go sets TCP_NODELAY on every connection, so kube-apiserver has it; without it a
+            // small write such as a watch event waits for the client's delayed ACK (~40 ms).
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             if let Err(err) = axum::serve(listener, router).await {
                 tracing::error!(%err, "simulated cluster stopped");
             }
         }),
     };
-    Ok(Running { addr, url: format!("{scheme}://{addr}"), admin_token, cluster, tls, server, controllers })
+    Ok(Running {
+        addr,
+        url: format!("{scheme}://{addr}"),
+        admin_token,
+        cluster,
+        tls,
+        server,
+        controllers,
+    })
 }
 
 impl Running {
@@ -194,7 +227,10 @@ impl Running {
 
     /// Writes the admin kubeconfig to `path` (mode 0600).
     pub fn write_kubeconfig(&self, path: &std::path::Path) -> Result<(), Error> {
-        let err = |source| Error::Kubeconfig { path: path.display().to_string(), source };
+        let err = |source| Error::Kubeconfig {
+            path: path.display().to_string(),
+            source,
+        };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(err)?;
         }
@@ -209,11 +245,12 @@ impl Running {
 
     /// A kube-rs client authenticated as the admin user.
     pub async fn client(&self) -> Result<kube::Client, kube::Error> {
-        let kubeconfig: kube::config::Kubeconfig = serde_yaml::from_str(&self.kubeconfig())
-            .map_err(|e| kube::Error::Service(Box::new(e)))?;
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-            .await
-            .map_err(|e| kube::Error::Service(Box::new(e)))?;
+        let kubeconfig: kube::config::Kubeconfig =
+            serde_yaml::from_str(&self.kubeconfig()).map_err(|e| kube::Error::Service(Box::new(e)))?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| kube::Error::Service(Box::new(e)))?;
         kube::Client::try_from(config)
     }
 
@@ -235,7 +272,8 @@ pub fn in_process_client(cluster: Arc<Cluster>, token: &str) -> kube::Client {
     let service = tower::ServiceBuilder::new()
         .map_request(move |mut req: axum::http::Request<kube::client::Body>| {
             if let Some(h) = &header {
-                req.headers_mut().insert(axum::http::header::AUTHORIZATION, h.clone());
+                req.headers_mut()
+                    .insert(axum::http::header::AUTHORIZATION, h.clone());
             }
             req
         })

@@ -25,7 +25,11 @@ pub struct Key {
 impl Key {
     /// A key from its parts.
     pub fn new(resource: &str, namespace: &str, name: &str) -> Self {
-        Self { resource: resource.to_owned(), namespace: namespace.to_owned(), name: name.to_owned() }
+        Self {
+            resource: resource.to_owned(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
     }
 }
 
@@ -112,7 +116,9 @@ impl Page {
     ) {
         let mut last = None;
         for (k, v) in entries {
-            if past.is_some_and(|(ns, name)| (k.namespace.as_str(), k.name.as_str()) <= (ns, name)) || !keep(v) {
+            if past.is_some_and(|(ns, name)| (k.namespace.as_str(), k.name.as_str()) <= (ns, name))
+                || !keep(v)
+            {
                 continue;
             }
             if limit.is_some_and(|l| self.items.len() >= l) {
@@ -159,7 +165,12 @@ impl Store {
     pub fn new(history_limit: usize) -> Self {
         let (events, _) = broadcast::channel(16_384);
         Self {
-            inner: Mutex::new(Inner { objects: BTreeMap::new(), rv: 1, history: VecDeque::new(), compacted: 1 }),
+            inner: Mutex::new(Inner {
+                objects: BTreeMap::new(),
+                rv: 1,
+                history: VecDeque::new(),
+                compacted: 1,
+            }),
             events,
             history_limit: history_limit.max(1),
             persistence: Mutex::new(None),
@@ -191,7 +202,10 @@ impl Store {
     /// restart of kube-apiserver releases etcd the same way. Later writes stay in memory only.
     pub fn detach_persistence(&self) {
         let _inner = self.lock();
-        self.persistence.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.persistence
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
     }
 
     /// The current resourceVersion.
@@ -221,7 +235,12 @@ impl Store {
     /// Like [`Store::list`], but as the store was at resourceVersion `rv`, rebuilt by undoing
     /// the history after it, so a paginated list stays one consistent snapshot as etcd serves
     /// it. `None` when that history was compacted away.
-    pub fn list_at(&self, resource: &str, namespace: Option<&str>, rv: u64) -> Option<Vec<(Key, Arc<Value>)>> {
+    pub fn list_at(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+        rv: u64,
+    ) -> Option<Vec<(Key, Arc<Value>)>> {
         let inner = self.lock();
         if rv < inner.compacted {
             return None;
@@ -291,10 +310,18 @@ impl Store {
                 (Bound::Excluded(Key::new(resource, ns, name)), None)
             }
             // A position outside the namespace listed (a token from another list): filter.
-            other => (Bound::Included(Key::new(resource, namespace.unwrap_or(""), "")), other),
+            other => (
+                Bound::Included(Key::new(resource, namespace.unwrap_or(""), "")),
+                other,
+            ),
         };
         let current = inner.objects.range((start, Bound::Excluded(end)));
-        let mut page = Page { items: Vec::new(), last: None, remaining: 0, rv };
+        let mut page = Page {
+            items: Vec::new(),
+            last: None,
+            remaining: 0,
+            rv,
+        };
         if undo.is_empty() {
             page.fill(current, past, limit, &keep);
         } else {
@@ -308,27 +335,44 @@ impl Store {
             let deleted = undo.iter().filter(|(k, _)| !inner.objects.contains_key(**k));
             entries.extend(deleted.filter_map(|(k, prev)| prev.map(|p| (*k, p))));
             entries.sort_by(|a, b| a.0.cmp(b.0));
-            let past_start = |k: &Key| {
-                after.is_none_or(|(ns, name)| (k.namespace.as_str(), k.name.as_str()) > (ns, name))
-            };
-            page.fill(entries.into_iter().filter(|(k, _)| past_start(k)), past, limit, &keep);
+            let past_start =
+                |k: &Key| after.is_none_or(|(ns, name)| (k.namespace.as_str(), k.name.as_str()) > (ns, name));
+            page.fill(
+                entries.into_iter().filter(|(k, _)| past_start(k)),
+                past,
+                limit,
+                &keep,
+            );
         }
         Some(page)
     }
 
     /// Whether any object of any resource lives in `namespace`, and how many.
     pub fn count_in_namespace(&self, namespace: &str) -> usize {
-        self.lock().objects.keys().filter(|k| k.namespace == namespace).count()
+        self.lock()
+            .objects
+            .keys()
+            .filter(|k| k.namespace == namespace)
+            .count()
     }
 
     /// Every key in a namespace, for namespace deletion.
     pub fn keys_in_namespace(&self, namespace: &str) -> Vec<Key> {
-        self.lock().objects.keys().filter(|k| k.namespace == namespace).cloned().collect()
+        self.lock()
+            .objects
+            .keys()
+            .filter(|k| k.namespace == namespace)
+            .cloned()
+            .collect()
     }
 
     /// Every object, for garbage collection sweeps.
     pub fn snapshot(&self) -> Vec<(Key, Arc<Value>)> {
-        self.lock().objects.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.lock()
+            .objects
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// Reads, decides and writes one object atomically: `decide` sees the current object and
@@ -346,11 +390,17 @@ impl Store {
             Write::Put(mut object) => {
                 let rv = inner.rv + 1;
                 set_resource_version(&mut object, rv);
-                let kind = if current.is_some() { EventType::Modified } else { EventType::Added };
+                let kind = if current.is_some() {
+                    EventType::Modified
+                } else {
+                    EventType::Added
+                };
                 (kind, Arc::new(object))
             }
             Write::Delete => {
-                let Some(current) = current.clone() else { return Ok(Written::Unchanged(None)) };
+                let Some(current) = current.clone() else {
+                    return Ok(Written::Unchanged(None));
+                };
                 let mut last = (*current).clone();
                 set_resource_version(&mut last, inner.rv + 1);
                 (EventType::Deleted, Arc::new(last))
@@ -358,7 +408,12 @@ impl Store {
         };
         inner.rv += 1;
         let rv = inner.rv;
-        if let Some(p) = self.persistence.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+        if let Some(p) = self
+            .persistence
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
             let stored = (kind != EventType::Deleted).then_some(&*object);
             if let Err(err) = p.record(key, stored, rv) {
                 tracing::error!(%err, "persisting a write failed; the data dir is behind memory");
@@ -369,7 +424,13 @@ impl Store {
         } else {
             inner.objects.insert(key.clone(), object.clone());
         }
-        let event = Arc::new(Event { rv, kind, key: key.clone(), object: object.clone(), prev: current });
+        let event = Arc::new(Event {
+            rv,
+            kind,
+            key: key.clone(),
+            object: object.clone(),
+            prev: current,
+        });
         inner.history.push_back(event.clone());
         while inner.history.len() > self.history_limit {
             if let Some(old) = inner.history.pop_front() {
@@ -430,11 +491,24 @@ mod tests {
 
     fn put(store: &Store, ns: &str, name: &str) {
         let object = json!({"metadata": {"name": name, "namespace": ns}});
-        store.write(&Key::new("/configmaps", ns, name), |_| Ok::<_, ()>(Write::Put(object))).unwrap();
+        store
+            .write(&Key::new("/configmaps", ns, name), |_| {
+                Ok::<_, ()>(Write::Put(object))
+            })
+            .unwrap();
     }
 
     fn names(page: &Page) -> Vec<String> {
-        page.items.iter().map(|o| format!("{}/{}", o["metadata"]["namespace"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap())).collect()
+        page.items
+            .iter()
+            .map(|o| {
+                format!(
+                    "{}/{}",
+                    o["metadata"]["namespace"].as_str().unwrap(),
+                    o["metadata"]["name"].as_str().unwrap()
+                )
+            })
+            .collect()
     }
 
     #[test]
@@ -443,12 +517,21 @@ mod tests {
         for (ns, name) in [("a", "x"), ("a", "y"), ("a-b", "x"), ("b", "x")] {
             put(&store, ns, name);
         }
-        let first = store.list_page("/configmaps", None, None, None, Some(2), |_| true).unwrap();
+        let first = store
+            .list_page("/configmaps", None, None, None, Some(2), |_| true)
+            .unwrap();
         assert_eq!(names(&first), ["a/x", "a/y"]);
         assert_eq!(first.remaining, 2);
         let last = first.last.unwrap();
         let second = store
-            .list_page("/configmaps", None, Some(first.rv), Some((&last.namespace, &last.name)), Some(2), |_| true)
+            .list_page(
+                "/configmaps",
+                None,
+                Some(first.rv),
+                Some((&last.namespace, &last.name)),
+                Some(2),
+                |_| true,
+            )
             .unwrap();
         // "a-b/x" sorts before "a/y" as a string; as a key it follows it and must not be lost.
         assert_eq!(names(&second), ["a-b/x", "b/x"]);
@@ -461,18 +544,41 @@ mod tests {
         for name in ["a", "b", "c", "d"] {
             put(&store, "ns", name);
         }
-        let first = store.list_page("/configmaps", Some("ns"), None, None, Some(1), |_| true).unwrap();
+        let first = store
+            .list_page("/configmaps", Some("ns"), None, None, Some(1), |_| true)
+            .unwrap();
         assert_eq!(names(&first), ["ns/a"]);
         put(&store, "ns", "bb");
-        store.write(&Key::new("/configmaps", "ns", "c"), |_| Ok::<_, ()>(Write::Delete)).unwrap();
+        store
+            .write(&Key::new("/configmaps", "ns", "c"), |_| {
+                Ok::<_, ()>(Write::Delete)
+            })
+            .unwrap();
         put(&store, "ns", "d");
-        let rest = store.list_page("/configmaps", Some("ns"), Some(first.rv), Some(("ns", "a")), None, |_| true).unwrap();
+        let rest = store
+            .list_page(
+                "/configmaps",
+                Some("ns"),
+                Some(first.rv),
+                Some(("ns", "a")),
+                None,
+                |_| true,
+            )
+            .unwrap();
         assert_eq!(names(&rest), ["ns/b", "ns/c", "ns/d"]);
         let d = &rest.items[2];
         assert_eq!(d["metadata"]["resourceVersion"], json!(first.rv.to_string()));
-        let now = store.list_page("/configmaps", Some("ns"), None, None, None, |o| o["metadata"]["name"] != "b").unwrap();
+        let now = store
+            .list_page("/configmaps", Some("ns"), None, None, None, |o| {
+                o["metadata"]["name"] != "b"
+            })
+            .unwrap();
         assert_eq!(names(&now), ["ns/a", "ns/bb", "ns/d"]);
         store.compact();
-        assert!(store.list_page("/configmaps", Some("ns"), Some(first.rv), None, None, |_| true).is_none());
+        assert!(
+            store
+                .list_page("/configmaps", Some("ns"), Some(first.rv), None, None, |_| true)
+                .is_none()
+        );
     }
 }

@@ -9,7 +9,10 @@ pub fn now_rfc3339() -> String {
 /// A timestamp `secs` seconds from now.
 pub fn rfc3339_in(secs: i64) -> String {
     let now = jiff::Timestamp::now();
-    format_ts(now.checked_add(jiff::SignedDuration::from_secs(secs)).unwrap_or(now))
+    format_ts(
+        now.checked_add(jiff::SignedDuration::from_secs(secs))
+            .unwrap_or(now),
+    )
 }
 
 fn format_ts(ts: jiff::Timestamp) -> String {
@@ -29,7 +32,9 @@ pub fn seconds_since(ts: &str) -> Option<i64> {
 
 /// An age like kubectl's `AGE` column: `45s`, `3m12s`, `2h5m`, `4d`.
 pub fn human_age(ts: &str) -> String {
-    let Some(secs) = seconds_since(ts) else { return "<unknown>".to_owned() };
+    let Some(secs) = seconds_since(ts) else {
+        return "<unknown>".to_owned();
+    };
     human_duration(secs.max(0))
 }
 
@@ -40,23 +45,39 @@ pub fn human_duration(secs: i64) -> String {
         format!("{secs}s")
     } else if m < 10 {
         let s = secs % 60;
-        if s == 0 { format!("{m}m") } else { format!("{m}m{s}s") }
+        if s == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{s}s")
+        }
     } else if h < 3 {
         format!("{m}m")
     } else if h < 8 {
         let mm = m % 60;
-        if mm == 0 { format!("{h}h") } else { format!("{h}h{mm}m") }
+        if mm == 0 {
+            format!("{h}h")
+        } else {
+            format!("{h}h{mm}m")
+        }
     } else if h < 48 {
         format!("{h}h")
     } else if h < 24 * 8 {
         let hh = h % 24;
-        if hh == 0 { format!("{d}d") } else { format!("{d}d{hh}h") }
+        if hh == 0 {
+            format!("{d}d")
+        } else {
+            format!("{d}d{hh}h")
+        }
     } else if h < 24 * 365 * 2 {
         format!("{d}d")
     } else if h < 24 * 365 * 8 {
         let y = d / 365;
         let dd = d % 365;
-        if dd == 0 { format!("{y}y") } else { format!("{y}y{dd}d") }
+        if dd == 0 {
+            format!("{y}y")
+        } else {
+            format!("{y}y{dd}d")
+        }
     } else {
         format!("{}y", d / 365)
     }

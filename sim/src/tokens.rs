@@ -36,7 +36,13 @@ fn sign(key: &[u8], claims: &Value) -> String {
 }
 
 /// Issues a token for ServiceAccount `namespace/name`, valid for `seconds`.
-pub fn issue(cluster: &Cluster, namespace: &str, name: &str, seconds: i64, secret: Option<(&str, &str)>) -> ApiResult<String> {
+pub fn issue(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    seconds: i64,
+    secret: Option<(&str, &str)>,
+) -> ApiResult<String> {
     let sa = cluster
         .store
         .get(&Key::new("/serviceaccounts", namespace, name))
@@ -90,11 +96,26 @@ pub fn verify(key: &[u8], token: &str, store: &Store) -> Option<UserInfo> {
 }
 
 /// `POST .../serviceaccounts/NAME/token`: a TokenRequest.
-pub fn token_request(cluster: &Cluster, namespace: &str, name: &str, ctx: &Ctx, body: &Bytes) -> ApiResult<Response> {
-    let mut request = if body.is_empty() { json!({}) } else { decode_body(&ctx.headers, body)? };
-    let seconds = request.pointer("/spec/expirationSeconds").and_then(Value::as_i64).unwrap_or(3600);
+pub fn token_request(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    ctx: &Ctx,
+    body: &Bytes,
+) -> ApiResult<Response> {
+    let mut request = if body.is_empty() {
+        json!({})
+    } else {
+        decode_body(&ctx.headers, body)?
+    };
+    let seconds = request
+        .pointer("/spec/expirationSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(3600);
     if seconds < 600 {
-        return Err(ApiError::bad_request("spec.expirationSeconds: Invalid value: may not specify a duration less than 10 minutes"));
+        return Err(ApiError::bad_request(
+            "spec.expirationSeconds: Invalid value: may not specify a duration less than 10 minutes",
+        ));
     }
     let token = issue(cluster, namespace, name, seconds, None)?;
     request["apiVersion"] = json!("authentication.k8s.io/v1");
@@ -116,14 +137,27 @@ pub fn fill_token_secret(cluster: &Cluster, secret: &Arc<Value>) {
     {
         return;
     }
-    let namespace = secret.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
-    let name = secret.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-    let uid = secret.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
-    let Some(sa) = secret.pointer("/metadata/annotations/kubernetes.io~1service-account.name").and_then(Value::as_str)
+    let namespace = secret
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let name = secret
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let uid = secret
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let Some(sa) = secret
+        .pointer("/metadata/annotations/kubernetes.io~1service-account.name")
+        .and_then(Value::as_str)
     else {
         return;
     };
-    let Ok(token) = issue(cluster, namespace, sa, 0, Some((name, uid))) else { return };
+    let Ok(token) = issue(cluster, namespace, sa, 0, Some((name, uid))) else {
+        return;
+    };
     let sa_uid = cluster
         .store
         .get(&Key::new("/serviceaccounts", namespace, sa))
@@ -131,7 +165,9 @@ pub fn fill_token_secret(cluster: &Cluster, secret: &Arc<Value>) {
         .unwrap_or(json!(""));
     let key = Key::new("/secrets", namespace, name);
     let _ = cluster.store.write(&key, |current| -> Result<Write, ()> {
-        let Some(current) = current else { return Ok(Write::Unchanged) };
+        let Some(current) = current else {
+            return Ok(Write::Unchanged);
+        };
         if current.pointer("/data/token").is_some() {
             return Ok(Write::Unchanged);
         }

@@ -28,7 +28,14 @@ pub const LOG_ANNOTATION: &str = "sim.kubefoundry.dev/log";
 const MANAGER: &str = "kube-controller-manager";
 
 /// Reconciles the workload concern of `key`, if it has one.
-pub fn reconcile(cluster: &Cluster, key: &Key, object: Option<&Value>, index: &Index, requeue: &Requeue, follow: &mut Vec<Key>) {
+pub fn reconcile(
+    cluster: &Cluster,
+    key: &Key,
+    object: Option<&Value>,
+    index: &Index,
+    requeue: &Requeue,
+    follow: &mut Vec<Key>,
+) {
     let Some(object) = object else { return };
     if object.pointer("/metadata/deletionTimestamp").is_some() && key.resource != "/pods" {
         return;
@@ -66,7 +73,10 @@ fn controlled_by(object: &Value, uid: &str) -> bool {
     object
         .pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
-        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid && r["controller"] == json!(true)))
+        .is_some_and(|refs| {
+            refs.iter()
+                .any(|r| r["uid"] == uid && r["controller"] == json!(true))
+        })
 }
 
 fn children(cluster: &Cluster, index: &Index, owner: &Value, resource: &str) -> Vec<Arc<Value>> {
@@ -78,7 +88,11 @@ fn children(cluster: &Cluster, index: &Index, owner: &Value, resource: &str) -> 
         .filter_map(|k| cluster.store.get(&k))
         .filter(|o| controlled_by(o, uid))
         .collect();
-    out.sort_by(|a, b| s(a, "/metadata/creationTimestamp").cmp(s(b, "/metadata/creationTimestamp")).then(s(a, "/metadata/name").cmp(s(b, "/metadata/name"))));
+    out.sort_by(|a, b| {
+        s(a, "/metadata/creationTimestamp")
+            .cmp(s(b, "/metadata/creationTimestamp"))
+            .then(s(a, "/metadata/name").cmp(s(b, "/metadata/name")))
+    });
     out
 }
 
@@ -103,7 +117,9 @@ fn rt(cluster: &Cluster, group: &str, plural: &str) -> Option<Arc<crate::registr
 /// Writes status (and only status) when it differs, as a controller's status update.
 fn write_status(cluster: &Cluster, key: &Key, status: Value) {
     let _ = cluster.store.write(key, |current| -> Result<Write, ()> {
-        let Some(current) = current else { return Ok(Write::Unchanged) };
+        let Some(current) = current else {
+            return Ok(Write::Unchanged);
+        };
         if current.get("status") == Some(&status) {
             return Ok(Write::Unchanged);
         }
@@ -114,7 +130,9 @@ fn write_status(cluster: &Cluster, key: &Key, status: Value) {
 }
 
 fn deployment(cluster: &Cluster, key: &Key, d: &Value, index: &Index) {
-    let Some(rs_type) = rt(cluster, "apps", "replicasets") else { return };
+    let Some(rs_type) = rt(cluster, "apps", "replicasets") else {
+        return;
+    };
     let template = d.pointer("/spec/template").cloned().unwrap_or(json!({}));
     let hash = template_hash(&template);
     let name = s(d, "/metadata/name");
@@ -123,7 +141,11 @@ fn deployment(cluster: &Cluster, key: &Key, d: &Value, index: &Index) {
     let sets = children(cluster, index, d, "apps/replicasets");
     let revision = sets
         .iter()
-        .filter_map(|r| s(r, "/metadata/annotations/deployment.kubernetes.io~1revision").parse::<i64>().ok())
+        .filter_map(|r| {
+            s(r, "/metadata/annotations/deployment.kubernetes.io~1revision")
+                .parse::<i64>()
+                .ok()
+        })
         .max()
         .unwrap_or(0);
     let current = sets.iter().find(|r| s(r, "/metadata/name") == new_name).cloned();
@@ -150,21 +172,29 @@ fn deployment(cluster: &Cluster, key: &Key, d: &Value, index: &Index) {
             "spec": {"replicas": replicas, "selector": selector, "template": pod_template},
         });
         if let Err(e) = create_as(cluster, &rs_type, &key.namespace, rs, MANAGER)
-            && e.code != 409 {
-                tracing::warn!(message = e.message, "creating a ReplicaSet failed");
-            }
+            && e.code != 409
+        {
+            tracing::warn!(message = e.message, "creating a ReplicaSet failed");
+        }
     }
     // Rolling update, simplified: the new ReplicaSet takes the replicas, old ones drop to zero.
     for rs in &sets {
-        let want = if s(rs, "/metadata/name") == new_name { replicas } else { 0 };
+        let want = if s(rs, "/metadata/name") == new_name {
+            replicas
+        } else {
+            0
+        };
         if i(rs, "/spec/replicas") != want || (want == 0 && rs.pointer("/spec/replicas").is_none()) {
             let k = Key::new("apps/replicasets", &key.namespace, s(rs, "/metadata/name"));
             let _ = cluster.store.write(&k, |cur| -> Result<Write, ()> {
-                let Some(cur) = cur else { return Ok(Write::Unchanged) };
+                let Some(cur) = cur else {
+                    return Ok(Write::Unchanged);
+                };
                 let mut next = cur.clone();
                 next["spec"]["replicas"] = json!(want);
                 next["metadata"]["generation"] = json!(i(cur, "/metadata/generation") + 1);
-                next["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] = json!(replicas.to_string());
+                next["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] =
+                    json!(replicas.to_string());
                 Ok(Write::Put(next))
             });
         }
@@ -173,15 +203,29 @@ fn deployment(cluster: &Cluster, key: &Key, d: &Value, index: &Index) {
     let total: i64 = sets.iter().map(|r| i(r, "/status/replicas")).sum();
     let ready: i64 = sets.iter().map(|r| i(r, "/status/readyReplicas")).sum();
     let available: i64 = sets.iter().map(|r| i(r, "/status/availableReplicas")).sum();
-    let updated = sets.iter().find(|r| s(r, "/metadata/name") == new_name).map_or(0, |r| i(r, "/status/replicas"));
-    let new_ready = sets.iter().find(|r| s(r, "/metadata/name") == new_name).map_or(0, |r| i(r, "/status/availableReplicas"));
+    let updated = sets
+        .iter()
+        .find(|r| s(r, "/metadata/name") == new_name)
+        .map_or(0, |r| i(r, "/status/replicas"));
+    let new_ready = sets
+        .iter()
+        .find(|r| s(r, "/metadata/name") == new_name)
+        .map_or(0, |r| i(r, "/status/availableReplicas"));
     let now = time::now_rfc3339();
-    let old_conditions = d.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let old_conditions = d
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let condition = |type_: &str, status: bool, reason: &str, message: String| {
         let st = if status { "True" } else { "False" };
         let prev = old_conditions.iter().find(|c| c["type"] == type_);
-        let transition = prev.filter(|c| c["status"] == st).map_or(json!(now), |c| c["lastTransitionTime"].clone());
-        let update = prev.filter(|c| c["status"] == st && c["reason"] == reason).map_or(json!(now), |c| c["lastUpdateTime"].clone());
+        let transition = prev
+            .filter(|c| c["status"] == st)
+            .map_or(json!(now), |c| c["lastTransitionTime"].clone());
+        let update = prev
+            .filter(|c| c["status"] == st && c["reason"] == reason)
+            .map_or(json!(now), |c| c["lastUpdateTime"].clone());
         json!({"type": type_, "status": st, "lastUpdateTime": update, "lastTransitionTime": transition, "reason": reason, "message": message})
     };
     let complete = updated == replicas && new_ready == replicas && total == replicas;
@@ -200,11 +244,18 @@ fn deployment(cluster: &Cluster, key: &Key, d: &Value, index: &Index) {
         ],
     });
     let mut status = status;
-    for field in ["replicas", "updatedReplicas", "readyReplicas", "availableReplicas", "unavailableReplicas"] {
+    for field in [
+        "replicas",
+        "updatedReplicas",
+        "readyReplicas",
+        "availableReplicas",
+        "unavailableReplicas",
+    ] {
         if status[field] == json!(0)
-            && let Some(m) = status.as_object_mut() {
-                m.remove(field);
-            }
+            && let Some(m) = status.as_object_mut()
+        {
+            m.remove(field);
+        }
     }
     write_status(cluster, key, status);
 }
@@ -216,7 +267,9 @@ fn pod_is_ready(p: &Value) -> bool {
 }
 
 fn replica_set(cluster: &Cluster, key: &Key, rs: &Value, index: &Index) {
-    let Some(pod_type) = rt(cluster, "", "pods") else { return };
+    let Some(pod_type) = rt(cluster, "", "pods") else {
+        return;
+    };
     let want = rs.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
     let pods: Vec<Arc<Value>> = children(cluster, index, rs, "/pods")
         .into_iter()
@@ -257,7 +310,9 @@ fn replica_set(cluster: &Cluster, key: &Key, rs: &Value, index: &Index) {
         .into_iter()
         .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
         .collect();
-    let count = i64::try_from(pods.len()).unwrap_or(0).min(want.max(i64::try_from(pods.len()).unwrap_or(0)));
+    let count = i64::try_from(pods.len())
+        .unwrap_or(0)
+        .min(want.max(i64::try_from(pods.len()).unwrap_or(0)));
     let ready = i64::try_from(pods.iter().filter(|p| pod_is_ready(p)).count()).unwrap_or(0);
     let mut status = json!({
         "replicas": count,
@@ -268,28 +323,49 @@ fn replica_set(cluster: &Cluster, key: &Key, rs: &Value, index: &Index) {
     });
     for field in ["fullyLabeledReplicas", "readyReplicas", "availableReplicas"] {
         if status[field] == json!(0)
-            && let Some(m) = status.as_object_mut() {
-                m.remove(field);
-            }
+            && let Some(m) = status.as_object_mut()
+        {
+            m.remove(field);
+        }
     }
     write_status(cluster, key, status);
 }
 
 fn job(cluster: &Cluster, key: &Key, job: &Value, index: &Index) {
-    let Some(pod_type) = rt(cluster, "", "pods") else { return };
+    let Some(pod_type) = rt(cluster, "", "pods") else {
+        return;
+    };
     if job.pointer("/spec/suspend") == Some(&json!(true)) {
         return;
     }
     let finished = job
         .pointer("/status/conditions")
         .and_then(Value::as_array)
-        .is_some_and(|cs| cs.iter().any(|c| matches!(c["type"].as_str(), Some("Complete" | "Failed")) && c["status"] == "True"));
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| matches!(c["type"].as_str(), Some("Complete" | "Failed")) && c["status"] == "True")
+        });
     let pods = children(cluster, index, job, "/pods");
-    let succeeded = i64::try_from(pods.iter().filter(|p| s(p, "/status/phase") == "Succeeded").count()).unwrap_or(0);
-    let failed = i64::try_from(pods.iter().filter(|p| s(p, "/status/phase") == "Failed").count()).unwrap_or(0);
-    let active: Vec<&Arc<Value>> = pods.iter().filter(|p| !matches!(s(p, "/status/phase"), "Succeeded" | "Failed")).collect();
-    let completions = job.pointer("/spec/completions").and_then(Value::as_i64).unwrap_or(1);
-    let backoff = job.pointer("/spec/backoffLimit").and_then(Value::as_i64).unwrap_or(6);
+    let succeeded = i64::try_from(
+        pods.iter()
+            .filter(|p| s(p, "/status/phase") == "Succeeded")
+            .count(),
+    )
+    .unwrap_or(0);
+    let failed =
+        i64::try_from(pods.iter().filter(|p| s(p, "/status/phase") == "Failed").count()).unwrap_or(0);
+    let active: Vec<&Arc<Value>> = pods
+        .iter()
+        .filter(|p| !matches!(s(p, "/status/phase"), "Succeeded" | "Failed"))
+        .collect();
+    let completions = job
+        .pointer("/spec/completions")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let backoff = job
+        .pointer("/spec/backoffLimit")
+        .and_then(Value::as_i64)
+        .unwrap_or(6);
     let now = time::now_rfc3339();
     let failed_out = failed > backoff;
     let complete = succeeded >= completions;
@@ -317,7 +393,11 @@ fn job(cluster: &Cluster, key: &Key, job: &Value, index: &Index) {
     // Finished Pods are tracked, so their tracking finalizer goes.
     for p in &pods {
         if matches!(s(p, "/status/phase"), "Succeeded" | "Failed") {
-            crate::gc::remove_finalizer(cluster, &Key::new("/pods", &key.namespace, s(p, "/metadata/name")), "batch.kubernetes.io/job-tracking");
+            crate::gc::remove_finalizer(
+                cluster,
+                &Key::new("/pods", &key.namespace, s(p, "/metadata/name")),
+                "batch.kubernetes.io/job-tracking",
+            );
         }
     }
     let ready = i64::try_from(active.iter().filter(|p| pod_is_ready(p)).count()).unwrap_or(0);
@@ -333,7 +413,10 @@ fn job(cluster: &Cluster, key: &Key, job: &Value, index: &Index) {
     let previous = job.pointer("/status/conditions").cloned();
     if complete {
         status["active"] = json!(0);
-        status["completionTime"] = job.pointer("/status/completionTime").cloned().unwrap_or(json!(now));
+        status["completionTime"] = job
+            .pointer("/status/completionTime")
+            .cloned()
+            .unwrap_or(json!(now));
         status["conditions"] = previous.filter(|_| finished).unwrap_or(json!([
             {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods", "lastProbeTime": now, "lastTransitionTime": now},
             {"type": "Complete", "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods", "lastProbeTime": now, "lastTransitionTime": now},
@@ -346,10 +429,13 @@ fn job(cluster: &Cluster, key: &Key, job: &Value, index: &Index) {
         ]));
     }
     for field in ["succeeded", "failed", "active", "ready", "terminating"] {
-        if status[field] == json!(0) && field != "ready" && field != "terminating"
-            && let Some(m) = status.as_object_mut() {
-                m.remove(field);
-            }
+        if status[field] == json!(0)
+            && field != "ready"
+            && field != "terminating"
+            && let Some(m) = status.as_object_mut()
+        {
+            m.remove(field);
+        }
     }
     write_status(cluster, key, status);
 }
@@ -357,12 +443,18 @@ fn job(cluster: &Cluster, key: &Key, job: &Value, index: &Index) {
 fn container_names(p: &Value) -> Vec<String> {
     p.pointer("/spec/containers")
         .and_then(Value::as_array)
-        .map(|cs| cs.iter().filter_map(|c| c["name"].as_str().map(str::to_owned)).collect())
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c["name"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn pod_ip(name: &str) -> String {
-    let h = name.bytes().fold(2_166_136_261u32, |h, b| (h ^ u32::from(b)).wrapping_mul(16_777_619));
+    let h = name.bytes().fold(2_166_136_261u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(16_777_619)
+    });
     format!("10.244.{}.{}", (h >> 8) % 256, (h % 253) + 2)
 }
 
@@ -379,18 +471,28 @@ fn pod(cluster: &Cluster, key: &Key, p: &Value, requeue: &Requeue) {
     if matches!(phase, "Succeeded" | "Failed") {
         return;
     }
-    let fail = s(p, &format!("/metadata/annotations/{}", FAIL_ANNOTATION.replace('/', "~1"))).to_owned();
+    let fail = s(
+        p,
+        &format!("/metadata/annotations/{}", FAIL_ANNOTATION.replace('/', "~1")),
+    )
+    .to_owned();
     let run_once = matches!(s(p, "/spec/restartPolicy"), "Never" | "OnFailure");
     let created = s(p, "/metadata/creationTimestamp");
     let age_ms = time::seconds_since(created).unwrap_or(0) * 1000;
     let delay = cluster.config.pod_start_delay;
     let now = time::now_rfc3339();
-    let containers = p.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
+    let containers = p
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let condition = |t: &str, ok: bool| json!({"type": t, "status": if ok { "True" } else { "False" }, "lastProbeTime": null, "lastTransitionTime": now});
     if phase == "Pending" || phase.is_empty() {
         if p.pointer("/spec/nodeName").is_none() {
             let _ = cluster.store.write(key, |cur| -> Result<Write, ()> {
-                let Some(cur) = cur else { return Ok(Write::Unchanged) };
+                let Some(cur) = cur else {
+                    return Ok(Write::Unchanged);
+                };
                 let mut next = cur.clone();
                 next["spec"]["nodeName"] = json!("sim-node");
                 next["status"]["conditions"] = json!([condition("PodScheduled", true)]);
@@ -400,7 +502,10 @@ fn pod(cluster: &Cluster, key: &Key, p: &Value, requeue: &Requeue) {
             requeue.after(key.clone(), delay);
             return;
         }
-        if u128::try_from(age_ms).unwrap_or(0) < delay.as_millis() && !delay.is_zero() && p.pointer("/status/startTime").is_some() {
+        if u128::try_from(age_ms).unwrap_or(0) < delay.as_millis()
+            && !delay.is_zero()
+            && p.pointer("/status/startTime").is_some()
+        {
             requeue.after(key.clone(), delay);
             return;
         }
@@ -444,7 +549,10 @@ fn pod(cluster: &Cluster, key: &Key, p: &Value, requeue: &Requeue) {
         if run_once && fail != "image-pull" {
             requeue.after(key.clone(), cluster.config.job_run_time);
         } else if fail == "crashloop" || fail == "exit" {
-            requeue.after(key.clone(), cluster.config.job_run_time.max(std::time::Duration::from_secs(1)));
+            requeue.after(
+                key.clone(),
+                cluster.config.job_run_time.max(std::time::Duration::from_secs(1)),
+            );
         }
         return;
     }
@@ -464,11 +572,19 @@ fn pod(cluster: &Cluster, key: &Key, p: &Value, requeue: &Requeue) {
                 "state": {"terminated": {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": now}}}))
             .collect();
         let _ = cluster.store.write(key, |cur| -> Result<Write, ()> {
-            let Some(cur) = cur else { return Ok(Write::Unchanged) };
+            let Some(cur) = cur else {
+                return Ok(Write::Unchanged);
+            };
             let mut next = cur.clone();
             next["status"]["phase"] = json!(if failed { "Failed" } else { "Succeeded" });
             next["status"]["containerStatuses"] = json!(statuses);
-            next["status"]["conditions"] = json!([condition("PodReadyToStartContainers", false), condition("Initialized", true), condition("Ready", false), condition("ContainersReady", false), condition("PodScheduled", true)]);
+            next["status"]["conditions"] = json!([
+                condition("PodReadyToStartContainers", false),
+                condition("Initialized", true),
+                condition("Ready", false),
+                condition("ContainersReady", false),
+                condition("PodScheduled", true)
+            ]);
             Ok(Write::Put(next))
         });
         return;
@@ -476,9 +592,14 @@ fn pod(cluster: &Cluster, key: &Key, p: &Value, requeue: &Requeue) {
     if phase == "Running" && (fail == "crashloop" || fail == "exit") {
         // Each back-off, the restart count grows, as a crash-looping container's does.
         let _ = cluster.store.write(key, |cur| -> Result<Write, ()> {
-            let Some(cur) = cur else { return Ok(Write::Unchanged) };
+            let Some(cur) = cur else {
+                return Ok(Write::Unchanged);
+            };
             let mut next = cur.clone();
-            if let Some(cs) = next.pointer_mut("/status/containerStatuses").and_then(Value::as_array_mut) {
+            if let Some(cs) = next
+                .pointer_mut("/status/containerStatuses")
+                .and_then(Value::as_array_mut)
+            {
                 for c in cs {
                     let n = c["restartCount"].as_i64().unwrap_or(0) + 1;
                     c["restartCount"] = json!(n);
@@ -493,7 +614,10 @@ fn pod(cluster: &Cluster, key: &Key, p: &Value, requeue: &Requeue) {
 fn log_lines(p: &Value, container: &str) -> Vec<(String, String)> {
     let start = s(p, "/status/startTime");
     let start_ts: jiff::Timestamp = start.parse().unwrap_or_else(|_| jiff::Timestamp::now());
-    let custom = s(p, &format!("/metadata/annotations/{}", LOG_ANNOTATION.replace('/', "~1")));
+    let custom = s(
+        p,
+        &format!("/metadata/annotations/{}", LOG_ANNOTATION.replace('/', "~1")),
+    );
     let image = p
         .pointer("/spec/containers")
         .and_then(Value::as_array)
@@ -514,9 +638,17 @@ fn log_lines(p: &Value, container: &str) -> Vec<(String, String)> {
         .into_iter()
         .enumerate()
         .map(|(n, line)| {
-            let offset = jiff::SignedDuration::from_millis(i64::try_from(n).unwrap_or(0) * 5000 / 1000 * 1000);
+            let offset =
+                jiff::SignedDuration::from_millis(i64::try_from(n).unwrap_or(0) * 5000 / 1000 * 1000);
             let ts = start_ts.checked_add(offset).unwrap_or(start_ts);
-            (format!("{}.{:09}Z", ts.strftime("%Y-%m-%dT%H:%M:%S"), ts.subsec_nanosecond()), line)
+            (
+                format!(
+                    "{}.{:09}Z",
+                    ts.strftime("%Y-%m-%dT%H:%M:%S"),
+                    ts.subsec_nanosecond()
+                ),
+                line,
+            )
         })
         .collect()
 }
@@ -524,12 +656,19 @@ fn log_lines(p: &Value, container: &str) -> Vec<(String, String)> {
 /// `GET /api/v1/namespaces/NS/pods/NAME/log`: synthetic, timestamped container output that
 /// honours `container`, `timestamps`, `sinceTime`, `sinceSeconds`, `tailLines` and `limitBytes`.
 pub fn logs(cluster: &Cluster, namespace: &str, name: &str, ctx: &Ctx) -> ApiResult<Response> {
-    let Some(rt) = rt(cluster, "", "pods") else { return Err(ApiError::path_not_found()) };
-    let p = cluster.store.get(&Key::new("/pods", namespace, name)).ok_or_else(|| ApiError::not_found(&rt, name))?;
+    let Some(rt) = rt(cluster, "", "pods") else {
+        return Err(ApiError::path_not_found());
+    };
+    let p = cluster
+        .store
+        .get(&Key::new("/pods", namespace, name))
+        .ok_or_else(|| ApiError::not_found(&rt, name))?;
     let names = container_names(&p);
     let container = match ctx.param("container") {
         Some(c) if !names.iter().any(|n| n == c) => {
-            return Err(ApiError::bad_request(format!("container {c} is not valid for pod {name}")));
+            return Err(ApiError::bad_request(format!(
+                "container {c} is not valid for pod {name}"
+            )));
         }
         Some(c) => c.to_owned(),
         None if names.len() == 1 => names[0].clone(),
@@ -545,10 +684,20 @@ pub fn logs(cluster: &Cluster, namespace: &str, name: &str, ctx: &Ctx) -> ApiRes
         .and_then(Value::as_array)
         .and_then(|cs| cs.iter().find(|c| c["name"] == container.as_str()))
         .cloned();
-    let started = state.as_ref().is_some_and(|c| c.pointer("/state/running").is_some() || c.pointer("/state/terminated").is_some() || c.pointer("/lastState/terminated").is_some());
+    let started = state.as_ref().is_some_and(|c| {
+        c.pointer("/state/running").is_some()
+            || c.pointer("/state/terminated").is_some()
+            || c.pointer("/lastState/terminated").is_some()
+    });
     if !started {
-        let reason = state.as_ref().and_then(|c| c.pointer("/state/waiting/reason")).and_then(Value::as_str).unwrap_or("ContainerCreating");
-        return Err(ApiError::bad_request(format!("container \"{container}\" in pod \"{name}\" is waiting to start: {reason}")));
+        let reason = state
+            .as_ref()
+            .and_then(|c| c.pointer("/state/waiting/reason"))
+            .and_then(Value::as_str)
+            .unwrap_or("ContainerCreating");
+        return Err(ApiError::bad_request(format!(
+            "container \"{container}\" in pod \"{name}\" is waiting to start: {reason}"
+        )));
     }
     let mut lines = log_lines(&p, &container);
     if let Some(since) = ctx.param("sinceTime") {
@@ -565,7 +714,13 @@ pub fn logs(cluster: &Cluster, namespace: &str, name: &str, ctx: &Ctx) -> ApiRes
     let timestamps = ctx.flag("timestamps");
     let mut body: String = lines
         .iter()
-        .map(|(ts, line)| if timestamps { format!("{ts} {line}\n") } else { format!("{line}\n") })
+        .map(|(ts, line)| {
+            if timestamps {
+                format!("{ts} {line}\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
         .collect();
     if let Some(limit) = ctx.param("limitBytes").and_then(|v| v.parse::<usize>().ok()) {
         let mut cut = limit.min(body.len());

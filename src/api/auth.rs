@@ -35,7 +35,11 @@ pub struct Authenticator {
 impl Authenticator {
     /// An authenticator that asks the cluster (TokenReview) with `client`.
     pub fn new(client: Client, ttl: Duration) -> Self {
-        Self { client, ttl, cache: Mutex::new(HashMap::new()) }
+        Self {
+            client,
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The caller of a request: 401 CF-NotAuthenticated without credentials, 401
@@ -50,10 +54,14 @@ impl Authenticator {
             return Err(CfError::InvalidAuthToken);
         }
         let token = token.trim();
-        if let Some((identity, at)) = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(token) {
-            if at.elapsed() < self.ttl {
-                return Ok(identity.clone());
-            }
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(token)
+            .cloned();
+        if let Some((identity, _)) = cached.filter(|(_, at)| at.elapsed() < self.ttl) {
+            return Ok(identity);
         }
         let identity = self.review(token).await?;
         self.cache
@@ -66,17 +74,31 @@ impl Authenticator {
     async fn review(&self, token: &str) -> CfResult<Identity> {
         let api: Api<TokenReview> = Api::all(self.client.clone());
         let review = TokenReview {
-            spec: TokenReviewSpec { token: token.to_owned(), ..TokenReviewSpec::default() },
+            spec: TokenReviewSpec {
+                token: token.to_owned(),
+                ..TokenReviewSpec::default()
+            },
             ..TokenReview::default()
         };
-        let result = api.create(&PostParams::default(), &review).await.map_err(CfError::internal)?;
+        let result = api
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(CfError::internal)?;
         let status = result.status.unwrap_or_default();
         if status.authenticated != Some(true) {
             return Err(CfError::InvalidAuthToken);
         }
         let user = status.user.unwrap_or_default();
         let name = user.username.unwrap_or_default();
-        let kind = if name.starts_with("system:serviceaccount:") { "service_account" } else { "user" };
-        Ok(Identity { name, groups: user.groups.unwrap_or_default(), kind })
+        let kind = if name.starts_with("system:serviceaccount:") {
+            "service_account"
+        } else {
+            "user"
+        };
+        Ok(Identity {
+            name,
+            groups: user.groups.unwrap_or_default(),
+            kind,
+        })
     }
 }

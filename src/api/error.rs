@@ -98,7 +98,11 @@ impl IntoResponse for CfError {
             // Logged here with the request id the tracing span carries; the client sees only CF's text.
             tracing::error!(error = %cause, "internal error");
         }
-        (status, Json(json!({"errors": [{"detail": detail, "title": title, "code": code}]}))).into_response()
+        (
+            status,
+            Json(json!({"errors": [{"detail": detail, "title": title, "code": code}]})),
+        )
+            .into_response()
     }
 }
 
@@ -120,11 +124,20 @@ mod tests {
     async fn errors_render_as_cloud_controller_does() {
         assert_eq!(
             body(CfError::NotFound("App")).await,
-            (404, json!({"errors": [{"detail": "App not found", "title": "CF-ResourceNotFound", "code": 10010}]}))
+            (
+                404,
+                json!({"errors": [{"detail": "App not found", "title": "CF-ResourceNotFound", "code": 10010}]})
+            )
         );
-        assert_eq!(body(CfError::UnknownRequest).await.1["errors"][0]["detail"], "Unknown request");
+        assert_eq!(
+            body(CfError::UnknownRequest).await.1["errors"][0]["detail"],
+            "Unknown request"
+        );
         assert_eq!(body(CfError::NotAuthenticated).await.0, 401);
-        assert_eq!(body(CfError::InvalidAuthToken).await.1["errors"][0]["title"], "CF-InvalidAuthToken");
+        assert_eq!(
+            body(CfError::InvalidAuthToken).await.1["errors"][0]["title"],
+            "CF-InvalidAuthToken"
+        );
     }
 
     /// A 5xx must never leak internals to the client.
@@ -138,11 +151,32 @@ mod tests {
 
     #[test]
     fn kubernetes_errors_map_to_cf_errors() {
-        let api = |code: u16| kube::Error::Api(Box::new(kube::core::Status { code, message: "m".into(), ..Default::default() }));
-        assert!(matches!(from_kube(api(404), "App", true), CfError::NotFound("App")));
-        assert!(matches!(from_kube(api(403), "App", true), CfError::NotFound("App")));
-        assert!(matches!(from_kube(api(403), "App", false), CfError::NotAuthorized));
-        assert!(matches!(from_kube(api(409), "App", false), CfError::Uniqueness(_)));
-        assert!(matches!(from_kube(api(422), "App", false), CfError::Unprocessable(_)));
+        let api = |code: u16| {
+            kube::Error::Api(Box::new(kube::core::Status {
+                code,
+                message: "m".into(),
+                ..Default::default()
+            }))
+        };
+        assert!(matches!(
+            from_kube(api(404), "App", true),
+            CfError::NotFound("App")
+        ));
+        assert!(matches!(
+            from_kube(api(403), "App", true),
+            CfError::NotFound("App")
+        ));
+        assert!(matches!(
+            from_kube(api(403), "App", false),
+            CfError::NotAuthorized
+        ));
+        assert!(matches!(
+            from_kube(api(409), "App", false),
+            CfError::Uniqueness(_)
+        ));
+        assert!(matches!(
+            from_kube(api(422), "App", false),
+            CfError::Unprocessable(_)
+        ));
     }
 }

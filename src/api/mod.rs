@@ -11,11 +11,11 @@ pub mod v3;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use axum::{Router, extract::DefaultBodyLimit, routing::get};
+use futures::StreamExt;
 use kube::{
     Api, Client,
     runtime::{WatchStreamExt, reflector, reflector::Store, watcher},
 };
-use futures::StreamExt;
 
 pub use error::{CfError, CfResult};
 
@@ -62,7 +62,10 @@ pub struct ApiState {
 impl ApiState {
     /// A client that acts as `identity` (Kubernetes impersonation), cached per identity.
     pub fn client_for(&self, identity: &auth::Identity) -> CfResult<Client> {
-        let mut clients = self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(c) = clients.get(identity) {
             return Ok(c.clone());
         }
@@ -76,8 +79,11 @@ impl ApiState {
 /// `Impersonate-User`/`Impersonate-Group` headers.
 fn impersonating(client: &Client, identity: &auth::Identity) -> Client {
     let user = axum::http::HeaderValue::from_str(&identity.name).ok();
-    let groups: Vec<axum::http::HeaderValue> =
-        identity.groups.iter().filter_map(|g| axum::http::HeaderValue::from_str(g).ok()).collect();
+    let groups: Vec<axum::http::HeaderValue> = identity
+        .groups
+        .iter()
+        .filter_map(|g| axum::http::HeaderValue::from_str(g).ok())
+        .collect();
     let inner = client.clone();
     let service = tower::service_fn(move |mut req: axum::http::Request<kube::client::Body>| {
         let inner = inner.clone();
@@ -96,16 +102,29 @@ fn impersonating(client: &Client, identity: &auth::Identity) -> Client {
 pub async fn caches(client: &Client) -> Caches {
     fn run<K>(client: &Client) -> Store<K>
     where
-        K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+        K: kube::Resource<DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + Sync
+            + 'static,
     {
         let (reader, writer) = reflector::store();
-        let stream = reflector::reflector(writer, watcher(Api::<K>::all(client.clone()), watcher::Config::default()).default_backoff())
-            .applied_objects()
-            .for_each(|_| futures::future::ready(()));
+        let stream = reflector::reflector(
+            writer,
+            watcher(Api::<K>::all(client.clone()), watcher::Config::default()).default_backoff(),
+        )
+        .applied_objects()
+        .for_each(|_| futures::future::ready(()));
         tokio::spawn(stream);
         reader
     }
-    let caches = Caches { orgs: run(client), spaces: run(client), roles: run(client) };
+    let caches = Caches {
+        orgs: run(client),
+        spaces: run(client),
+        roles: run(client),
+    };
     let _ = caches.orgs.wait_until_ready().await;
     let _ = caches.spaces.wait_until_ready().await;
     let _ = caches.roles.wait_until_ready().await;

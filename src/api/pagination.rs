@@ -27,7 +27,9 @@ impl PageParams {
         let number = |key: &str, default: usize| -> CfResult<usize> {
             match q.get(key) {
                 None => Ok(default),
-                Some(v) => v.parse::<usize>().map_err(|_| CfError::BadQuery(format!("{key} must be an integer"))),
+                Some(v) => v
+                    .parse::<usize>()
+                    .map_err(|_| CfError::BadQuery(format!("{key} must be an integer"))),
             }
         };
         let page = number("page", 1)?;
@@ -38,16 +40,26 @@ impl PageParams {
         if !(1..=5000).contains(&per_page) {
             return Err(CfError::BadQuery("Per page must be between 1 and 5000".into()));
         }
-        let order = q.get("order_by").unwrap_or(orders.first().copied().unwrap_or("created_at"));
+        let order = q
+            .get("order_by")
+            .unwrap_or(orders.first().copied().unwrap_or("created_at"));
         let (field, descending) = match order.strip_prefix('-') {
             Some(f) => (f, true),
             None => (order.strip_prefix('+').unwrap_or(order), false),
         };
         if !orders.contains(&field) {
-            let listed = orders.iter().map(|o| format!("'{o}'")).collect::<Vec<_>>().join(", ");
+            let listed = orders
+                .iter()
+                .map(|o| format!("'{o}'"))
+                .collect::<Vec<_>>()
+                .join(", ");
             return Err(CfError::BadQuery(format!("Order by can only be: {listed}")));
         }
-        Ok(Self { page, per_page, order_by: (field.to_owned(), descending) })
+        Ok(Self {
+            page,
+            per_page,
+            order_by: (field.to_owned(), descending),
+        })
     }
 }
 
@@ -94,7 +106,11 @@ fn encode(s: &str) -> String {
 pub fn order(resources: &mut [Value], params: &PageParams) {
     let (field, descending) = &params.order_by;
     resources.sort_by(|a, b| {
-        let key = |v: &Value| v.get(field).map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned)).unwrap_or_default();
+        let key = |v: &Value| {
+            v.get(field)
+                .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+                .unwrap_or_default()
+        };
         let ordering = key(a).cmp(&key(b)).then_with(|| key_guid(a).cmp(&key_guid(b)));
         if *descending { ordering.reverse() } else { ordering }
     });
@@ -109,7 +125,9 @@ mod tests {
     use super::*;
 
     fn items(n: usize) -> Vec<Value> {
-        (0..n).map(|i| json!({"guid": format!("g{i:02}"), "name": format!("n{i:02}")})).collect()
+        (0..n)
+            .map(|i| json!({"guid": format!("g{i:02}"), "name": format!("n{i:02}")}))
+            .collect()
     }
 
     #[test]
@@ -119,9 +137,18 @@ mod tests {
         let body = page("https://api.example", "/v3/apps", &q, &params, items(5));
         assert_eq!(body["pagination"]["total_results"], 5);
         assert_eq!(body["pagination"]["total_pages"], 3);
-        assert_eq!(body["pagination"]["next"]["href"], "https://api.example/v3/apps?names=a%2Cb&page=3&per_page=2");
-        assert_eq!(body["pagination"]["previous"]["href"], "https://api.example/v3/apps?names=a%2Cb&page=1&per_page=2");
-        assert_eq!(body["pagination"]["first"]["href"], "https://api.example/v3/apps?names=a%2Cb&page=1&per_page=2");
+        assert_eq!(
+            body["pagination"]["next"]["href"],
+            "https://api.example/v3/apps?names=a%2Cb&page=3&per_page=2"
+        );
+        assert_eq!(
+            body["pagination"]["previous"]["href"],
+            "https://api.example/v3/apps?names=a%2Cb&page=1&per_page=2"
+        );
+        assert_eq!(
+            body["pagination"]["first"]["href"],
+            "https://api.example/v3/apps?names=a%2Cb&page=1&per_page=2"
+        );
         assert_eq!(body["resources"].as_array().unwrap().len(), 2);
         assert_eq!(body["resources"][0]["guid"], "g02");
     }
@@ -132,7 +159,10 @@ mod tests {
         let params = PageParams::from_query(&q, &["created_at"]).unwrap();
         let body = page("http://x", "/v3/apps", &q, &params, vec![]);
         assert_eq!(body["pagination"]["total_pages"], 0);
-        assert_eq!(body["pagination"]["last"]["href"], "http://x/v3/apps?page=1&per_page=50");
+        assert_eq!(
+            body["pagination"]["last"]["href"],
+            "http://x/v3/apps?page=1&per_page=50"
+        );
         assert!(body["pagination"]["next"].is_null());
         assert_eq!(body["resources"], json!([]));
     }
@@ -140,10 +170,28 @@ mod tests {
     #[test]
     fn paging_parameters_are_checked() {
         let check = |raw: &str| PageParams::from_query(&Query::parse(raw).unwrap(), &["created_at", "name"]);
-        assert!(check("page=0").unwrap_err().to_string().contains("Page must be greater than 0"));
-        assert!(check("per_page=5001").unwrap_err().to_string().contains("Per page must be between 1 and 5000"));
-        assert!(check("order_by=size").unwrap_err().to_string().contains("Order by can only be: 'created_at', 'name'"));
-        assert_eq!(check("order_by=-name").unwrap().order_by, ("name".to_owned(), true));
+        assert!(
+            check("page=0")
+                .unwrap_err()
+                .to_string()
+                .contains("Page must be greater than 0")
+        );
+        assert!(
+            check("per_page=5001")
+                .unwrap_err()
+                .to_string()
+                .contains("Per page must be between 1 and 5000")
+        );
+        assert!(
+            check("order_by=size")
+                .unwrap_err()
+                .to_string()
+                .contains("Order by can only be: 'created_at', 'name'")
+        );
+        assert_eq!(
+            check("order_by=-name").unwrap().order_by,
+            ("name".to_owned(), true)
+        );
     }
 
     #[test]

@@ -13,7 +13,14 @@ pub struct Query {
 }
 
 /// Shared by every list endpoint.
-pub const PAGING: &[&str] = &["page", "per_page", "order_by", "label_selector", "created_ats", "updated_ats"];
+pub const PAGING: &[&str] = &[
+    "page",
+    "per_page",
+    "order_by",
+    "label_selector",
+    "created_ats",
+    "updated_ats",
+];
 
 impl Query {
     /// Decodes a raw query string (`a=1&b=x%2Cy`).
@@ -41,7 +48,12 @@ impl Query {
         if unknown.is_empty() {
             return Ok(());
         }
-        let listed = |keys: Vec<String>| keys.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", ");
+        let listed = |keys: Vec<String>| {
+            keys.iter()
+                .map(|k| format!("'{k}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let mut valid: Vec<String> = PAGING.iter().chain(allowed).map(|s| (*s).to_owned()).collect();
         valid.sort();
         Err(CfError::BadQuery(format!(
@@ -63,7 +75,9 @@ impl Query {
 
     /// A comma-separated list filter; `Some(vec![""])` for `names=`.
     pub fn list(&self, key: &str) -> Option<Vec<String>> {
-        self.params.get(key).map(|v| v.split(',').map(str::to_owned).collect())
+        self.params
+            .get(key)
+            .map(|v| v.split(',').map(str::to_owned).collect())
     }
 
     /// Timestamp filters such as `created_ats[gt]=…`, as (operator, values).
@@ -74,7 +88,10 @@ impl Query {
                 let op = if k == key {
                     "eq".to_owned()
                 } else {
-                    k.strip_prefix(key)?.strip_prefix('[')?.strip_suffix(']')?.to_owned()
+                    k.strip_prefix(key)?
+                        .strip_prefix('[')?
+                        .strip_suffix(']')?
+                        .to_owned()
                 };
                 Some((op, v.split(',').map(str::to_owned).collect()))
             })
@@ -91,7 +108,9 @@ fn decode(s: &str) -> CfResult<String> {
             b'%' => {
                 let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
                 let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
-                out.push(byte.ok_or_else(|| CfError::BadQuery(format!("invalid percent-encoding in {s:?}")))?);
+                out.push(
+                    byte.ok_or_else(|| CfError::BadQuery(format!("invalid percent-encoding in {s:?}")))?,
+                );
                 i += 3;
             }
             b'+' => {
@@ -110,18 +129,24 @@ fn decode(s: &str) -> CfResult<String> {
 /// Checks a timestamp filter's operator and values, returning a predicate over RFC 3339 strings.
 pub fn timestamp_filter(op: &str, values: &[String]) -> CfResult<impl Fn(&str) -> bool + use<>> {
     let parse = |v: &str| -> CfResult<k8s_openapi::jiff::Timestamp> {
-        v.parse().map_err(|_| CfError::BadQuery(format!("'{v}' is not a valid timestamp")))
+        v.parse()
+            .map_err(|_| CfError::BadQuery(format!("'{v}' is not a valid timestamp")))
     };
-    let parsed: Vec<k8s_openapi::jiff::Timestamp> = values.iter().map(|v| parse(v)).collect::<CfResult<_>>()?;
+    let parsed: Vec<k8s_openapi::jiff::Timestamp> =
+        values.iter().map(|v| parse(v)).collect::<CfResult<_>>()?;
     if op != "eq" && parsed.len() != 1 {
-        return Err(CfError::BadQuery(format!("only one timestamp may be given with [{op}]")));
+        return Err(CfError::BadQuery(format!(
+            "only one timestamp may be given with [{op}]"
+        )));
     }
     if !matches!(op, "eq" | "lt" | "lte" | "gt" | "gte") {
         return Err(CfError::BadQuery(format!("Invalid relational operator - '{op}'")));
     }
     let op = op.to_owned();
     Ok(move |ts: &str| {
-        let Ok(t) = ts.parse::<k8s_openapi::jiff::Timestamp>() else { return false };
+        let Ok(t) = ts.parse::<k8s_openapi::jiff::Timestamp>() else {
+            return false;
+        };
         match op.as_str() {
             "eq" => parsed.contains(&t),
             "lt" => t < parsed[0],
@@ -141,7 +166,11 @@ mod tests {
         let q = Query::parse("names=a%2Cb&label_selector=env%3Dprod&empty=").unwrap();
         assert_eq!(q.list("names"), Some(vec!["a".to_owned(), "b".to_owned()]));
         assert_eq!(q.get("label_selector"), Some("env=prod"));
-        assert_eq!(q.list("empty"), Some(vec![String::new()]), "an empty value means the empty string");
+        assert_eq!(
+            q.list("empty"),
+            Some(vec![String::new()]),
+            "an empty value means the empty string"
+        );
     }
 
     #[test]
@@ -150,7 +179,12 @@ mod tests {
         let err = q.allow(&["names"]).unwrap_err().to_string();
         assert!(err.contains("Unknown query parameter(s): 'bogus'"), "{err}");
         assert!(err.contains("'names'") && err.contains("'per_page'"), "{err}");
-        assert!(Query::parse("created_ats%5Bgt%5D=2020-01-01T00:00:00Z").unwrap().allow(&[]).is_ok());
+        assert!(
+            Query::parse("created_ats%5Bgt%5D=2020-01-01T00:00:00Z")
+                .unwrap()
+                .allow(&[])
+                .is_ok()
+        );
     }
 
     #[test]

@@ -53,7 +53,10 @@ where
 /// The owner reference an adopted object carries: not a controller reference, so it coexists
 /// with any the author set, and blocking, so foreground deletion of the app waits for it.
 pub fn app_owner(app: &CFApp) -> Option<OwnerReference> {
-    Some(OwnerReference { block_owner_deletion: Some(true), ..app.owner_ref(&())? })
+    Some(OwnerReference {
+        block_owner_deletion: Some(true),
+        ..app.owner_ref(&())?
+    })
 }
 
 /// The server-side apply body that adopts `object` into `app` with `labels`, or `None` when
@@ -101,7 +104,10 @@ where
     };
     // No force: adoption never takes a field from its author; a conflict is retried.
     let params = PatchParams::apply(ADOPTION_FIELD_MANAGER);
-    Ok(Some(api.patch(&object.name_any(), &params, &Patch::Apply(&body)).await?))
+    Ok(Some(
+        api.patch(&object.name_any(), &params, &Patch::Apply(&body))
+            .await?,
+    ))
 }
 
 #[cfg(test)]
@@ -145,7 +151,9 @@ mod tests {
     fn an_adopted_object_needs_no_write() {
         let mut package = fixtures::docker_package("pkg-1", "app-1", "nginx");
         package.metadata.owner_references = app_owner(&app()).map(|r| vec![r]);
-        package.labels_mut().insert(APP_GUID.to_owned(), "app-1".to_owned());
+        package
+            .labels_mut()
+            .insert(APP_GUID.to_owned(), "app-1".to_owned());
         assert_eq!(patch(&package, &app(), &[(APP_GUID, "app-1".to_owned())]), None);
     }
 
@@ -153,7 +161,9 @@ mod tests {
     #[test]
     fn an_authors_label_is_left_alone() {
         let mut package = fixtures::docker_package("pkg-1", "app-1", "nginx");
-        package.labels_mut().insert(APP_GUID.to_owned(), "mine".to_owned());
+        package
+            .labels_mut()
+            .insert(APP_GUID.to_owned(), "mine".to_owned());
         let body = patch(&package, &app(), &[(APP_GUID, "app-1".to_owned())]).unwrap();
         assert_eq!(body["metadata"]["labels"], json!({}));
         package.metadata.owner_references = app_owner(&app()).map(|r| vec![r]);

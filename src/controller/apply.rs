@@ -17,7 +17,9 @@ use crate::labels::{APPLIED_HASH, FIELD_MANAGER};
 pub fn desired_hash<K: Serialize>(desired: &K) -> String {
     let bytes = serde_json::to_vec(desired).unwrap_or_default();
     // FNV-1a: stable across runs and platforms, which `DefaultHasher` does not promise.
-    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
     format!("{hash:016x}")
 }
 
@@ -42,17 +44,25 @@ where
 {
     let want = desired.annotations().get(APPLIED_HASH);
     if let Some(current) = cached
-        && want.is_some() && current.annotations().get(APPLIED_HASH) == want && current.meta().deletion_timestamp.is_none() {
-            return Ok(false);
-        }
+        && want.is_some()
+        && current.annotations().get(APPLIED_HASH) == want
+        && current.meta().deletion_timestamp.is_none()
+    {
+        return Ok(false);
+    }
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(&desired.name_any(), &params, &Patch::Apply(desired)).await?;
+    api.patch(&desired.name_any(), &params, &Patch::Apply(desired))
+        .await?;
     Ok(true)
 }
 
 /// Deletes each cached child in `existing` whose name is not in `keep`; `api_of` gives the
 /// API for a child's namespace.
-pub async fn prune<K>(api_of: impl Fn(Option<&str>) -> Api<K>, existing: &[std::sync::Arc<K>], keep: &[String]) -> Result<usize>
+pub async fn prune<K>(
+    api_of: impl Fn(Option<&str>) -> Api<K>,
+    existing: &[std::sync::Arc<K>],
+    keep: &[String],
+) -> Result<usize>
 where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
 {
@@ -87,6 +97,7 @@ where
         "status": status,
     });
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch_status(&object.name_any(), &params, &Patch::Apply(&body)).await?;
+    api.patch_status(&object.name_any(), &params, &Patch::Apply(&body))
+        .await?;
     Ok(true)
 }

@@ -51,7 +51,9 @@ impl Error {
     /// The reason and message for a `Ready=False` condition.
     pub fn condition(&self) -> (&'static str, String) {
         match self {
-            Self::Invalid { reason, message } | Self::Waiting { reason, message } => (reason, message.clone()),
+            Self::Invalid { reason, message } | Self::Waiting { reason, message } => {
+                (reason, message.clone())
+            }
             Self::Deserialize(m) => ("InvalidObject", m.clone()),
             other => ("ReconcileError", other.to_string()),
         }

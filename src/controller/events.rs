@@ -14,13 +14,19 @@ pub async fn transition<K>(ctx: &Context, object: &K, before: &CommonStatus, aft
 where
     K: Resource<DynamicType = ()>,
 {
-    let was = before.condition(READY).map(|c| (c.status.clone(), c.reason.clone()));
+    let was = before
+        .condition(READY)
+        .map(|c| (c.status.clone(), c.reason.clone()));
     let Some(now) = after.condition(READY) else { return };
     if was.as_ref() == Some(&(now.status.clone(), now.reason.clone())) {
         return;
     }
     let event = Event {
-        type_: if now.status == "True" { EventType::Normal } else { EventType::Warning },
+        type_: if now.status == "True" {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        },
         reason: now.reason.clone(),
         note: (!now.message.is_empty()).then(|| now.message.chars().take(1000).collect()),
         action: "Reconcile".to_owned(),

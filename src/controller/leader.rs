@@ -47,7 +47,11 @@ fn now() -> MicroTime {
 impl Lease {
     /// A Lease `namespace/name` contended for as `identity`.
     pub fn new(client: Client, namespace: &str, name: &str, identity: &str) -> Self {
-        Self { api: Api::namespaced(client, namespace), name: name.to_owned(), identity: identity.to_owned() }
+        Self {
+            api: Api::namespaced(client, namespace),
+            name: name.to_owned(),
+            identity: identity.to_owned(),
+        }
     }
 
     fn spec(&self, transitions: i32, acquired: MicroTime) -> LeaseSpec {
@@ -66,7 +70,10 @@ impl Lease {
         let existing = self.api.get_opt(&self.name).await?;
         let Some(mut lease) = existing else {
             let lease = LeaseObject {
-                metadata: ObjectMeta { name: Some(self.name.clone()), ..ObjectMeta::default() },
+                metadata: ObjectMeta {
+                    name: Some(self.name.clone()),
+                    ..ObjectMeta::default()
+                },
                 spec: Some(self.spec(0, now())),
             };
             return match self.api.create(&PostParams::default(), &lease).await {
@@ -78,14 +85,20 @@ impl Lease {
         let spec = lease.spec.clone().unwrap_or_default();
         let holder = spec.holder_identity.clone().unwrap_or_default();
         let expired = spec.renew_time.as_ref().is_none_or(|t| {
-            let duration = SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(LEASE_SECONDS)));
-            t.0.checked_add(duration).is_ok_and(|deadline| deadline < Timestamp::now())
+            let duration =
+                SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(LEASE_SECONDS)));
+            t.0.checked_add(duration)
+                .is_ok_and(|deadline| deadline < Timestamp::now())
         });
         if holder != self.identity && !holder.is_empty() && !expired {
             return Ok(false);
         }
         let transitions = spec.lease_transitions.unwrap_or(0) + i32::from(holder != self.identity);
-        let acquired = if holder == self.identity { spec.acquire_time.clone().unwrap_or_else(now) } else { now() };
+        let acquired = if holder == self.identity {
+            spec.acquire_time.clone().unwrap_or_else(now)
+        } else {
+            now()
+        };
         lease.spec = Some(self.spec(transitions, acquired));
         // The resourceVersion in `lease` makes this a compare-and-swap: of two replicas racing
         // for an expired Lease, exactly one wins.
@@ -97,7 +110,10 @@ impl Lease {
     }
 
     /// Waits until this replica holds the Lease, then keeps renewing it in the background.
-    pub async fn acquire(&self, shutdown: impl std::future::Future<Output = ()> + Clone + Send + 'static) -> Result<Leadership, kube::Error> {
+    pub async fn acquire(
+        &self,
+        shutdown: impl std::future::Future<Output = ()> + Clone + Send + 'static,
+    ) -> Result<Leadership, kube::Error> {
         loop {
             match self.try_hold().await {
                 Ok(true) => break,
@@ -111,7 +127,11 @@ impl Lease {
         }
         tracing::info!(identity = self.identity, lease = self.name, "became leader");
         let (tx, rx) = watch::channel(false);
-        let renewer = Self { api: self.api.clone(), name: self.name.clone(), identity: self.identity.clone() };
+        let renewer = Self {
+            api: self.api.clone(),
+            name: self.name.clone(),
+            identity: self.identity.clone(),
+        };
         tokio::spawn(async move {
             let mut failures = 0;
             loop {
@@ -138,8 +158,11 @@ impl Lease {
 
     /// Gives the Lease up so another replica can take over at once.
     pub async fn release(&self) {
-        let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await else { return };
-        let mine = lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(self.identity.as_str());
+        let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await else {
+            return;
+        };
+        let mine =
+            lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(self.identity.as_str());
         if mine {
             if let Some(spec) = lease.spec.as_mut() {
                 spec.holder_identity = None;

@@ -53,11 +53,34 @@ impl Default for Metrics {
         let in_flight = Family::<KindLabel, Gauge>::default();
         let backing_off = Gauge::<i64, AtomicI64>::default();
         registry.register("reconciles", "Reconciles run, per kind", reconciles.clone());
-        registry.register("reconcile_errors", "Reconciles that failed, per kind and error", errors.clone());
-        registry.register("reconcile_duration_seconds", "How long reconciles take, per kind", durations.clone());
-        registry.register("reconciles_in_flight", "Reconciles running now, per kind", in_flight.clone());
-        registry.register("objects_backing_off", "Objects waiting to retry after a failure", backing_off.clone());
-        Self { registry, reconciles, errors, durations, in_flight, backing_off }
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed, per kind and error",
+            errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "How long reconciles take, per kind",
+            durations.clone(),
+        );
+        registry.register(
+            "reconciles_in_flight",
+            "Reconciles running now, per kind",
+            in_flight.clone(),
+        );
+        registry.register(
+            "objects_backing_off",
+            "Objects waiting to retry after a failure",
+            backing_off.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            errors,
+            durations,
+            in_flight,
+            backing_off,
+        }
     }
 }
 
@@ -85,16 +108,27 @@ where
     move |object, ctx| {
         let reconcile = reconcile.clone();
         Box::pin(async move {
-            let label = KindLabel { kind: kind.to_owned() };
+            let label = KindLabel {
+                kind: kind.to_owned(),
+            };
             let metrics = ctx.metrics.clone();
             metrics.reconciles.get_or_create(&label).inc();
             metrics.in_flight.get_or_create(&label).inc();
             let start = Instant::now();
             let result = reconcile(object, ctx).await;
-            metrics.durations.get_or_create(&label).observe(start.elapsed().as_secs_f64());
+            metrics
+                .durations
+                .get_or_create(&label)
+                .observe(start.elapsed().as_secs_f64());
             metrics.in_flight.get_or_create(&label).dec();
             if let Err(e) = &result {
-                metrics.errors.get_or_create(&ErrorLabel { kind: kind.to_owned(), error: e.metric_label().to_owned() }).inc();
+                metrics
+                    .errors
+                    .get_or_create(&ErrorLabel {
+                        kind: kind.to_owned(),
+                        error: e.metric_label().to_owned(),
+                    })
+                    .inc();
             }
             result
         })
@@ -102,7 +136,13 @@ where
 }
 
 async fn serve_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics.render())
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.render(),
+    )
 }
 
 /// The router for `/metrics`, `/healthz` and `/readyz`.
@@ -121,14 +161,31 @@ mod tests {
     #[test]
     fn metrics_render_in_openmetrics_text() {
         let metrics = Metrics::default();
-        let label = KindLabel { kind: "CFApp".to_owned() };
+        let label = KindLabel {
+            kind: "CFApp".to_owned(),
+        };
         metrics.reconciles.get_or_create(&label).inc();
-        metrics.errors.get_or_create(&ErrorLabel { kind: "CFApp".to_owned(), error: "kube".to_owned() }).inc();
+        metrics
+            .errors
+            .get_or_create(&ErrorLabel {
+                kind: "CFApp".to_owned(),
+                error: "kube".to_owned(),
+            })
+            .inc();
         metrics.durations.get_or_create(&label).observe(0.02);
         let text = metrics.render();
-        assert!(text.contains("kubefoundry_reconciles_total{kind=\"CFApp\"} 1"), "{text}");
-        assert!(text.contains("kubefoundry_reconcile_errors_total{kind=\"CFApp\",error=\"kube\"} 1"), "{text}");
-        assert!(text.contains("kubefoundry_reconcile_duration_seconds_count{kind=\"CFApp\"} 1"), "{text}");
+        assert!(
+            text.contains("kubefoundry_reconciles_total{kind=\"CFApp\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kubefoundry_reconcile_errors_total{kind=\"CFApp\",error=\"kube\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kubefoundry_reconcile_duration_seconds_count{kind=\"CFApp\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("kubefoundry_objects_backing_off 0"), "{text}");
     }
 }

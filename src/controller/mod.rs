@@ -71,6 +71,10 @@ pub struct Config {
     pub ingress_class: Option<String>,
     /// First retry delay after a transient failure; it doubles per failure up to 5 minutes.
     pub backoff_base: Duration,
+    /// Apply the CF ClusterRoles at start-up (and repair them when they drift). Off when a
+    /// deployment tool ships them (the Helm chart): the controller then needs only `bind` on
+    /// them, never `escalate`, which would let it write any rule into a role it can bind.
+    pub manage_cluster_roles: bool,
 }
 
 impl Default for Config {
@@ -85,6 +89,7 @@ impl Default for Config {
             metrics_addr: None,
             ingress_class: None,
             backoff_base: Duration::from_secs(5),
+            manage_cluster_roles: true,
         }
     }
 }
@@ -158,7 +163,13 @@ pub fn managed() -> watcher::Config {
 /// Starts a reflector for kubefoundry-managed objects of kind `K`; the future runs it.
 fn cache<K>(client: &Client) -> (Store<K>, BoxFuture<'static, ()>)
 where
-    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
 {
     cache_with(client, managed())
 }
@@ -166,14 +177,26 @@ where
 /// Starts a reflector for every object of kind `K` (CF kinds: kubectl-made ones carry no label).
 fn cache_all<K>(client: &Client) -> (Store<K>, BoxFuture<'static, ()>)
 where
-    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
 {
     cache_with(client, watcher::Config::default())
 }
 
 fn cache_with<K>(client: &Client, config: watcher::Config) -> (Store<K>, BoxFuture<'static, ()>)
 where
-    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
 {
     let (reader, writer) = reflector::store();
     let api: Api<K> = Api::all(client.clone());
@@ -204,7 +227,12 @@ pub async fn run(
             Err(e) => tracing::error!(%addr, error = %e, "cannot serve metrics"),
         }
     }
-    let lease = leader::Lease::new(client.clone(), &config.lease_namespace, &config.lease_name, &config.identity);
+    let lease = leader::Lease::new(
+        client.clone(),
+        &config.lease_namespace,
+        &config.lease_name,
+        &config.identity,
+    );
     let leadership = lease.acquire(shutdown.clone()).await?;
     let (namespaces, ns_task) = cache::<Namespace>(&client);
     let (role_bindings, rb_task) = cache::<RoleBinding>(&client);
@@ -222,7 +250,10 @@ pub async fn run(
     add(t);
     let (secrets, t) = cache::<Secret>(&client);
     add(t);
-    let (pods, t) = cache_with::<Pod>(&client, watcher::Config::default().labels(crate::labels::APP_GUID));
+    let (pods, t) = cache_with::<Pod>(
+        &client,
+        watcher::Config::default().labels(crate::labels::APP_GUID),
+    );
     add(t);
     let (apps, t) = cache_all(&client);
     add(t);
@@ -266,8 +297,13 @@ pub async fn run(
         service_bindings,
         tasks: task_cache,
     };
-    ensure_cluster_roles(&client).await?;
-    let reporter = kube::runtime::events::Reporter { controller: "kubefoundry".into(), instance: Some(config.identity.clone()) };
+    if config.manage_cluster_roles {
+        ensure_cluster_roles(&client).await?;
+    }
+    let reporter = kube::runtime::events::Reporter {
+        controller: "kubefoundry".into(),
+        instance: Some(config.identity.clone()),
+    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         config,
@@ -346,7 +382,12 @@ pub fn ready_status(
             (false, reason.to_owned(), message)
         }
     };
-    let want = status::Want { type_: crate::crd::READY, ok, reason: &reason, message };
+    let want = status::Want {
+        type_: crate::crd::READY,
+        ok,
+        reason: &reason,
+        message,
+    };
     crate::crd::CommonStatus {
         observed_generation: generation,
         conditions: status::merge(&current.conditions, &[want], generation),
@@ -359,9 +400,14 @@ pub fn requeue<K: kube::Resource>(ctx: &Context, object: &K, outcome: Result<()>
     match outcome {
         Ok(()) => {
             if let Some(uid) = &object.meta().uid {
-                let mut failures = ctx.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut failures = ctx
+                    .failures
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if failures.remove(uid).is_some() {
-                    ctx.metrics.backing_off.set(i64::try_from(failures.len()).unwrap_or(i64::MAX));
+                    ctx.metrics
+                        .backing_off
+                        .set(i64::try_from(failures.len()).unwrap_or(i64::MAX));
                 }
             }
             Ok(Action::requeue(ctx.config.resync))
@@ -382,11 +428,16 @@ where
         return Action::await_change();
     }
     let key = object.meta().uid.clone().unwrap_or_default();
-    let mut failures = ctx.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut failures = ctx
+        .failures
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let n = failures.entry(key).or_insert(0);
     *n = (*n + 1).min(7);
     let delay = (ctx.config.backoff_base * 2u32.pow(*n - 1)).min(Duration::from_secs(300));
-    ctx.metrics.backing_off.set(i64::try_from(failures.len()).unwrap_or(i64::MAX));
+    ctx.metrics
+        .backing_off
+        .set(i64::try_from(failures.len()).unwrap_or(i64::MAX));
     Action::requeue(delay)
 }
 
@@ -398,10 +449,12 @@ pub async fn ensure_cluster_roles(client: &Client) -> Result<(), RunError> {
         let desired = apply::stamp(role);
         let name = desired.metadata.name.clone().unwrap_or_default();
         let current = api.get_opt(&name).await?;
-        apply::apply(&api, &desired, current.as_ref()).await.map_err(|e| match e {
-            Error::Kube(k) => RunError::Lease(k),
-            other => RunError::Lease(kube::Error::Service(other.to_string().into())),
-        })?;
+        apply::apply(&api, &desired, current.as_ref())
+            .await
+            .map_err(|e| match e {
+                Error::Kube(k) => RunError::Lease(k),
+                other => RunError::Lease(kube::Error::Service(other.to_string().into())),
+            })?;
     }
     Ok(())
 }

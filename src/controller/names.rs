@@ -7,7 +7,9 @@ fn label(name: String) -> String {
     if name.len() <= 63 {
         return name;
     }
-    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     format!("{}-{:08x}", &name[..54].trim_end_matches('-'), hash & 0xffff_ffff)
 }
 

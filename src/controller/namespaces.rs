@@ -18,10 +18,18 @@ use crate::labels::{DISPLAY_NAME, MANAGED_BY, MANAGED_BY_VALUE, OWNER};
 pub fn label_value(display: &str) -> String {
     let mapped: String = display
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(63)
         .collect();
-    mapped.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned()
+    mapped
+        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_owned()
 }
 
 /// A kubefoundry-managed Namespace owned (by label) by `owner`.
@@ -35,9 +43,19 @@ pub fn managed_namespace<K: Resource<DynamicType = ()>>(
     let mut labels = BTreeMap::from([
         (MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
         (DISPLAY_NAME.to_owned(), label_value(display)),
-        (OWNER.to_owned(), format!("{kind}.{}.{}", owner.namespace().unwrap_or_default(), owner.name_any())),
+        (
+            OWNER.to_owned(),
+            format!(
+                "{kind}.{}.{}",
+                owner.namespace().unwrap_or_default(),
+                owner.name_any()
+            ),
+        ),
         // CF apps run as non-root with no privileges; enforce that for everything in the namespace.
-        ("pod-security.kubernetes.io/enforce".to_owned(), "restricted".to_owned()),
+        (
+            "pod-security.kubernetes.io/enforce".to_owned(),
+            "restricted".to_owned(),
+        ),
     ]);
     labels.extend(extra_labels.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
     Namespace {
@@ -76,7 +94,10 @@ pub async fn cleanup(ctx: &Context, name: &str) -> Result<Action> {
                     Err(e) => return Err(e.into()),
                 }
             }
-            Err(Error::Waiting { reason: "NamespaceTerminating", message: format!("waiting for namespace {name} to be deleted") })
+            Err(Error::Waiting {
+                reason: "NamespaceTerminating",
+                message: format!("waiting for namespace {name} to be deleted"),
+            })
         }
     }
 }

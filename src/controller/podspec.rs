@@ -85,14 +85,25 @@ pub struct Limits {
 impl Limits {
     /// Limits with platform defaults for unset values.
     pub fn new(memory_mb: Option<i64>, disk_mb: Option<i64>) -> Self {
-        Self { memory_mb: memory_mb.unwrap_or(DEFAULT_MEMORY_MB), disk_mb: disk_mb.unwrap_or(DEFAULT_DISK_MB) }
+        Self {
+            memory_mb: memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
+            disk_mb: disk_mb.unwrap_or(DEFAULT_DISK_MB),
+        }
     }
 }
 
 /// The ports the droplet's image listens on, [`DEFAULT_PORT`] when it declares none.
 pub fn ports(droplet: &CFDroplet) -> Vec<i32> {
-    let ports = droplet.status.as_ref().map(|s| s.ports.clone()).unwrap_or_default();
-    if ports.is_empty() { vec![DEFAULT_PORT] } else { ports }
+    let ports = droplet
+        .status
+        .as_ref()
+        .map(|s| s.ports.clone())
+        .unwrap_or_default();
+    if ports.is_empty() {
+        vec![DEFAULT_PORT]
+    } else {
+        ports
+    }
 }
 
 /// The app port: `PORT`, health checks and unported route destinations use it.
@@ -102,7 +113,12 @@ pub fn port(droplet: &CFDroplet) -> i32 {
 
 /// The droplet's image; the resolver only hands over staged droplets, which have one.
 pub fn image(droplet: &CFDroplet) -> String {
-    droplet.status.as_ref().and_then(|s| s.image.clone()).or_else(|| droplet.spec.image.clone()).unwrap_or_default()
+    droplet
+        .status
+        .as_ref()
+        .and_then(|s| s.image.clone())
+        .or_else(|| droplet.spec.image.clone())
+        .unwrap_or_default()
 }
 
 /// A shell command as a container command: CF commands are shell lines.
@@ -112,7 +128,10 @@ pub fn shell(command: &str) -> Vec<String> {
 
 /// Labels every pod of the app carries; the pod cache and process Services select on them.
 pub fn pod_labels(app: &CFApp) -> BTreeMap<String, String> {
-    BTreeMap::from([(APP_GUID.to_owned(), app.name_any()), (SPACE_GUID.to_owned(), app.namespace().unwrap_or_default())])
+    BTreeMap::from([
+        (APP_GUID.to_owned(), app.name_any()),
+        (SPACE_GUID.to_owned(), app.namespace().unwrap_or_default()),
+    ])
 }
 
 /// `VCAP_APPLICATION`, as Cloud Foundry's JSON; `process` is (GUID, type) for app instances.
@@ -137,7 +156,11 @@ pub fn vcap_application(rt: &AppRuntime<'_>, limits: Limits, process: Option<(&s
 }
 
 fn plain(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar { name: name.to_owned(), value: Some(value.into()), value_from: None }
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.into()),
+        value_from: None,
+    }
 }
 
 fn field(name: &str, path: &str) -> EnvVar {
@@ -145,7 +168,10 @@ fn field(name: &str, path: &str) -> EnvVar {
         name: name.to_owned(),
         value: None,
         value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector { api_version: None, field_path: path.to_owned() }),
+            field_ref: Some(ObjectFieldSelector {
+                api_version: None,
+                field_path: path.to_owned(),
+            }),
             ..EnvVarSource::default()
         }),
     }
@@ -158,7 +184,10 @@ pub fn env(rt: &AppRuntime<'_>, vcap_application: String, limits: Limits, port: 
     let mut vars = vec![
         field("CF_INSTANCE_GUID", "metadata.uid"),
         // Deployment pods have no ordinal; the label exists if the runner moves to StatefulSets.
-        field("CF_INSTANCE_INDEX", "metadata.labels['apps.kubernetes.io/pod-index']"),
+        field(
+            "CF_INSTANCE_INDEX",
+            "metadata.labels['apps.kubernetes.io/pod-index']",
+        ),
         field("CF_INSTANCE_INTERNAL_IP", "status.podIP"),
         field("CF_INSTANCE_IP", "status.podIP"),
         plain("MEMORY_LIMIT", format!("{}m", limits.memory_mb)),
@@ -185,7 +214,14 @@ pub fn env(rt: &AppRuntime<'_>, vcap_application: String, limits: Limits, port: 
         }),
     });
     let platform: BTreeSet<String> = vars.iter().map(|v| v.name.clone()).collect();
-    vars.extend(rt.app.spec.env.iter().filter(|(k, _)| !platform.contains(*k)).map(|(k, v)| plain(k, v.clone())));
+    vars.extend(
+        rt.app
+            .spec
+            .env
+            .iter()
+            .filter(|(k, _)| !platform.contains(*k))
+            .map(|(k, v)| plain(k, v.clone())),
+    );
     vars
 }
 
@@ -196,10 +232,16 @@ pub fn resources(limits: Limits) -> ResourceRequirements {
     let cpu_millis = (limits.memory_mb * 100 / 1024).max(5);
     ResourceRequirements {
         limits: Some(BTreeMap::from([
-            ("ephemeral-storage".to_owned(), Quantity(format!("{}Mi", limits.disk_mb))),
+            (
+                "ephemeral-storage".to_owned(),
+                Quantity(format!("{}Mi", limits.disk_mb)),
+            ),
             ("memory".to_owned(), memory.clone()),
         ])),
-        requests: Some(BTreeMap::from([("cpu".to_owned(), Quantity(format!("{cpu_millis}m"))), ("memory".to_owned(), memory)])),
+        requests: Some(BTreeMap::from([
+            ("cpu".to_owned(), Quantity(format!("{cpu_millis}m"))),
+            ("memory".to_owned(), memory),
+        ])),
         ..ResourceRequirements::default()
     }
 }
@@ -208,7 +250,10 @@ pub fn resources(limits: Limits) -> ResourceRequirements {
 pub fn container_security_context() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),
-        capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), add: None }),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            add: None,
+        }),
         run_as_non_root: Some(true),
         seccomp_profile: Some(runtime_default()),
         ..SecurityContext::default()
@@ -225,7 +270,10 @@ pub fn pod_security_context() -> PodSecurityContext {
 }
 
 fn runtime_default() -> SeccompProfile {
-    SeccompProfile { type_: "RuntimeDefault".to_owned(), localhost_profile: None }
+    SeccompProfile {
+        type_: "RuntimeDefault".to_owned(),
+        localhost_profile: None,
+    }
 }
 
 /// The image pull Secret of a droplet with registry credentials.
@@ -245,7 +293,10 @@ pub fn binding_volumes(bindings: &[Binding]) -> (Vec<Volume>, Vec<VolumeMount>) 
                 name: volume_name.clone(),
                 projected: Some(ProjectedVolumeSource {
                     sources: Some(vec![VolumeProjection {
-                        secret: Some(SecretProjection { name: b.secret_name.clone(), ..SecretProjection::default() }),
+                        secret: Some(SecretProjection {
+                            name: b.secret_name.clone(),
+                            ..SecretProjection::default()
+                        }),
                         ..VolumeProjection::default()
                     }]),
                     ..ProjectedVolumeSource::default()
@@ -272,10 +323,24 @@ pub fn binding_dir_names(mut bindings: Vec<Binding>) -> Vec<Binding> {
         let clean: String = b
             .name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .collect();
-        let clean = if clean.is_empty() || clean.chars().all(|c| c == '.') { b.guid.clone() } else { clean };
-        b.name = if seen.contains(&clean) { b.guid.clone() } else { clean };
+        let clean = if clean.is_empty() || clean.chars().all(|c| c == '.') {
+            b.guid.clone()
+        } else {
+            clean
+        };
+        b.name = if seen.contains(&clean) {
+            b.guid.clone()
+        } else {
+            clean
+        };
         seen.insert(b.name.clone());
     }
     bindings.sort_by(|a, b| a.name.cmp(&b.name));
@@ -283,7 +348,9 @@ pub fn binding_dir_names(mut bindings: Vec<Binding>) -> Vec<Binding> {
 }
 
 /// A stable hash of Secrets' names and contents (FNV-1a, like the applied-hash annotation).
-pub fn secrets_hash<'a>(secrets: impl IntoIterator<Item = &'a k8s_openapi::api::core::v1::Secret>) -> Option<String> {
+pub fn secrets_hash<'a>(
+    secrets: impl IntoIterator<Item = &'a k8s_openapi::api::core::v1::Secret>,
+) -> Option<String> {
     let mut parts: Vec<(String, Vec<u8>)> = secrets
         .into_iter()
         .map(|s| (s.name_any(), serde_json::to_vec(&s.data).unwrap_or_default()))
@@ -325,9 +392,12 @@ mod tests {
         let app = fixtures::app("a1", "my-app");
         let droplet = fixtures::droplet("d1", "a1", "nginx");
         let rt = runtime(&app, &droplet);
-        let value: serde_json::Value =
-            serde_json::from_str(&vcap_application(&rt, Limits::new(Some(256), None), Some(("a1-web", "web"))))
-                .unwrap();
+        let value: serde_json::Value = serde_json::from_str(&vcap_application(
+            &rt,
+            Limits::new(Some(256), None),
+            Some(("a1-web", "web")),
+        ))
+        .unwrap();
         assert_eq!(
             value,
             json!({
@@ -350,7 +420,11 @@ mod tests {
     /// CF shares CPU by memory: 100m per GiB with a 5m floor.
     #[test]
     fn cpu_request_follows_memory() {
-        let cpu = |mb| resources(Limits::new(Some(mb), Some(10))).requests.unwrap()["cpu"].0.clone();
+        let cpu = |mb| {
+            resources(Limits::new(Some(mb), Some(10))).requests.unwrap()["cpu"]
+                .0
+                .clone()
+        };
         assert_eq!(cpu(1024), "100m");
         assert_eq!(cpu(256), "25m");
         assert_eq!(cpu(32), "5m");
@@ -366,7 +440,9 @@ mod tests {
     /// User env can never shadow a platform variable: a duplicate name breaks SSA of the list.
     #[test]
     fn user_env_follows_platform_env_without_duplicates() {
-        let app = fixtures::app("a1", "my-app").env("FOO", "bar").env("CF_INSTANCE_IP", "spoof");
+        let app = fixtures::app("a1", "my-app")
+            .env("FOO", "bar")
+            .env("CF_INSTANCE_IP", "spoof");
         let droplet = fixtures::droplet("d1", "a1", "nginx");
         let rt = runtime(&app, &droplet);
         let env = env(&rt, "{}".into(), Limits::new(None, None), Some(8080));
@@ -396,7 +472,11 @@ mod tests {
 
     #[test]
     fn binding_names_are_unique_path_segments() {
-        let b = |guid: &str, name: &str| Binding { guid: guid.into(), name: name.into(), secret_name: format!("{guid}-binding") };
+        let b = |guid: &str, name: &str| Binding {
+            guid: guid.into(),
+            name: name.into(),
+            secret_name: format!("{guid}-binding"),
+        };
         let named = binding_dir_names(vec![b("g2", "db"), b("g1", "db"), b("g3", "a/b"), b("g4", "..")]);
         let dirs: Vec<&str> = named.iter().map(|b| b.name.as_str()).collect();
         assert_eq!(dirs, ["a-b", "db", "g2", "g4"]);

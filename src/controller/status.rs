@@ -21,13 +21,21 @@ pub struct Want<'a> {
 /// Merges wanted conditions into the current ones, keeping each `lastTransitionTime` unless
 /// the status flips, so a converged object's status is byte-for-byte stable.
 pub fn merge(current: &[Condition], wanted: &[Want<'_>], generation: Option<i64>) -> Vec<Condition> {
-    let mut out: Vec<Condition> = current.iter().filter(|c| !wanted.iter().any(|w| w.type_ == c.type_)).cloned().collect();
+    let mut out: Vec<Condition> = current
+        .iter()
+        .filter(|c| !wanted.iter().any(|w| w.type_ == c.type_))
+        .cloned()
+        .collect();
     for w in wanted {
         let status = if w.ok { "True" } else { "False" };
         let previous = current.iter().find(|c| c.type_ == w.type_);
         let last_transition_time = match previous {
             Some(p) if p.status == status => p.last_transition_time.clone(),
-            _ => Time(Timestamp::now().round(jiff_unit()).unwrap_or_else(|_| Timestamp::now())),
+            _ => Time(
+                Timestamp::now()
+                    .round(jiff_unit())
+                    .unwrap_or_else(|_| Timestamp::now()),
+            ),
         };
         out.push(Condition {
             type_: w.type_.to_owned(),

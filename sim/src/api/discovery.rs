@@ -13,7 +13,9 @@ use crate::cluster::Cluster;
 /// Serves a non-resource path.
 pub async fn non_resource(cluster: &Arc<Cluster>, method: &Method, ctx: &Ctx) -> ApiResult<Response> {
     if method != Method::GET && method != Method::HEAD {
-        return Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource"));
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
     }
     let path = ctx.info.path.trim_end_matches('/');
     match path {
@@ -37,7 +39,10 @@ pub async fn non_resource(cluster: &Arc<Cluster>, method: &Method, ctx: &Ctx) ->
             // `/apis/GROUP`: one group.
             let group = &p["/apis/".len()..];
             let groups = cluster.registry.groups();
-            let (_, versions) = groups.iter().find(|(g, _)| g == group).ok_or_else(ApiError::path_not_found)?;
+            let (_, versions) = groups
+                .iter()
+                .find(|(g, _)| g == group)
+                .ok_or_else(ApiError::path_not_found)?;
             Ok(ok(&group_entry(group, versions)))
         }
         _ => Err(ApiError::path_not_found()),
@@ -46,7 +51,11 @@ pub async fn non_resource(cluster: &Arc<Cluster>, method: &Method, ctx: &Ctx) ->
 
 fn plain(body: &'static str) -> Response {
     use axum::response::IntoResponse;
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 fn version(cluster: &Cluster) -> Value {
@@ -68,8 +77,10 @@ fn version(cluster: &Cluster) -> Value {
 }
 
 fn group_entry(group: &str, versions: &[String]) -> Value {
-    let versions: Vec<Value> =
-        versions.iter().map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v})).collect();
+    let versions: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
     json!({
         "kind": "APIGroup",
         "apiVersion": "v1",
@@ -109,7 +120,11 @@ pub fn group_version(cluster: &Cluster, group: &str, version: &str) -> ApiResult
     if resources.is_empty() {
         return Err(ApiError::path_not_found());
     }
-    let group_version = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
+    let group_version = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
     Ok(ok(&json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
@@ -123,8 +138,15 @@ fn openapi_index(cluster: &Cluster) -> Value {
     let revision = cluster.store.revision();
     for (group, versions) in cluster.registry.groups() {
         for v in versions {
-            let key = if group.is_empty() { format!("api/{v}") } else { format!("apis/{group}/{v}") };
-            paths.insert(key.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={revision:X}")}));
+            let key = if group.is_empty() {
+                format!("api/{v}")
+            } else {
+                format!("apis/{group}/{v}")
+            };
+            paths.insert(
+                key.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={revision:X}")}),
+            );
         }
     }
     json!({"paths": paths})
@@ -138,8 +160,12 @@ fn openapi_doc(cluster: &Cluster, gv_path: &str) -> ApiResult<Response> {
         ["apis", g, v] => ((*g).to_owned(), (*v).to_owned()),
         _ => return Err(ApiError::path_not_found()),
     };
-    let types: Vec<_> =
-        cluster.registry.all().into_iter().filter(|t| t.group == group && t.version == version).collect();
+    let types: Vec<_> = cluster
+        .registry
+        .all()
+        .into_iter()
+        .filter(|t| t.group == group && t.version == version)
+        .collect();
     if types.is_empty() {
         return Err(ApiError::path_not_found());
     }
@@ -148,7 +174,11 @@ fn openapi_doc(cluster: &Cluster, gv_path: &str) -> ApiResult<Response> {
     for t in &types {
         let schema_name = format!(
             "{}.{}.{}",
-            if t.group.is_empty() { "io.k8s.api.core" } else { t.group.as_str() },
+            if t.group.is_empty() {
+                "io.k8s.api.core"
+            } else {
+                t.group.as_str()
+            },
             t.version,
             t.kind
         );
@@ -160,7 +190,11 @@ fn openapi_doc(cluster: &Cluster, gv_path: &str) -> ApiResult<Response> {
             {"name": "force", "in": "query", "schema": {"type": "boolean"}},
         ]);
         let item_path = if t.namespaced {
-            format!("{}/namespaces/{{namespace}}/{}/{{name}}", t.path_prefix(), t.plural)
+            format!(
+                "{}/namespaces/{{namespace}}/{}/{{name}}",
+                t.path_prefix(),
+                t.plural
+            )
         } else {
             format!("{}/{}/{{name}}", t.path_prefix(), t.plural)
         };
@@ -173,7 +207,10 @@ fn openapi_doc(cluster: &Cluster, gv_path: &str) -> ApiResult<Response> {
                 "responses": {"200": {"content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema_name}")}}}}},
             })
         };
-        paths.insert(item_path, json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}));
+        paths.insert(
+            item_path,
+            json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}),
+        );
         let mut schema = t
             .openapi
             .clone()

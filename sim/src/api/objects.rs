@@ -34,7 +34,11 @@ pub async fn dispatch(cluster: &Arc<Cluster>, ctx: &Ctx, body: Bytes) -> ApiResu
     if !rt.namespaced && !info.namespace.is_empty() && info.resource != "namespaces" {
         return Err(ApiError::path_not_found());
     }
-    let namespace = if rt.namespaced { info.namespace.as_str() } else { "" };
+    let namespace = if rt.namespaced {
+        info.namespace.as_str()
+    } else {
+        ""
+    };
     let sub = info.subresource.as_str();
     if !sub.is_empty() && !rt.subresources.contains(&sub) {
         return Err(ApiError::path_not_found());
@@ -42,7 +46,9 @@ pub async fn dispatch(cluster: &Arc<Cluster>, ctx: &Ctx, body: Bytes) -> ApiResu
     if rt.virtual_create_only {
         return match info.verb.as_str() {
             "create" => crate::reviews::create(cluster, &rt, ctx, decode_body(&ctx.headers, &body)?),
-            _ => Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource".to_string())),
+            _ => Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource".to_string(),
+            )),
         };
     }
     match (info.verb.as_str(), sub) {
@@ -70,7 +76,9 @@ pub async fn dispatch(cluster: &Arc<Cluster>, ctx: &Ctx, body: Bytes) -> ApiResu
         ("patch", "" | "status") => patch_object(cluster, &rt, namespace, &info.name, sub, ctx, &body),
         ("delete", "") => delete(cluster, &rt, namespace, &info.name, ctx, &body),
         ("deletecollection", "") => delete_collection(cluster, &rt, namespace, ctx, &body),
-        _ => Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
+        _ => Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        )),
     }
 }
 
@@ -104,10 +112,18 @@ pub fn with_type(rt: &ResourceType, object: &Value) -> Value {
 }
 
 fn get(cluster: &Cluster, rt: &ResourceType, namespace: &str, name: &str, ctx: &Ctx) -> ApiResult<Response> {
-    let object = cluster.store.get(&key(rt, namespace, name)).ok_or_else(|| ApiError::not_found(rt, name))?;
+    let object = cluster
+        .store
+        .get(&key(rt, namespace, name))
+        .ok_or_else(|| ApiError::not_found(rt, name))?;
     let object = with_type(rt, &object);
     if ctx.wants_table() {
-        return Ok(ok(&table::table(rt, &[object], ctx, &cluster.store.revision().to_string())));
+        return Ok(ok(&table::table(
+            rt,
+            &[object],
+            ctx,
+            &cluster.store.revision().to_string(),
+        )));
     }
     Ok(ok(&object))
 }
@@ -123,11 +139,15 @@ impl Filter {
     /// Parses the selectors, rejecting fields the resource cannot select on as apiserver does.
     pub fn from_ctx(rt: &ResourceType, ctx: &Ctx) -> ApiResult<Self> {
         let labels = match ctx.param("labelSelector").filter(|s| !s.is_empty()) {
-            Some(s) => Some(LabelSelector::parse(s).map_err(|e| ApiError::bad_request(e.message().to_owned()))?),
+            Some(s) => {
+                Some(LabelSelector::parse(s).map_err(|e| ApiError::bad_request(e.message().to_owned()))?)
+            }
             None => None,
         };
         let fields = match ctx.param("fieldSelector").filter(|s| !s.is_empty()) {
-            Some(s) => Some(FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.message().to_owned()))?),
+            Some(s) => {
+                Some(FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.message().to_owned()))?)
+            }
             None => None,
         };
         let supported = kinds::selectable_fields(rt);
@@ -142,7 +162,11 @@ impl Filter {
                 field_paths.push(field.to_owned());
             }
         }
-        Ok(Self { labels, fields, field_paths })
+        Ok(Self {
+            labels,
+            fields,
+            field_paths,
+        })
     }
 
     /// Whether an object passes both selectors.
@@ -151,7 +175,11 @@ impl Filter {
             let map: BTreeMap<String, String> = object
                 .pointer("/metadata/labels")
                 .and_then(Value::as_object)
-                .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
                 .unwrap_or_default();
             if !labels.matches(&map) {
                 return false;
@@ -173,7 +201,10 @@ struct ContinueToken {
 
 fn list(cluster: &Cluster, rt: &ResourceType, namespace: &str, ctx: &Ctx) -> ApiResult<Response> {
     let filter = Filter::from_ctx(rt, ctx)?;
-    let limit = ctx.param("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
+    let limit = ctx
+        .param("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0);
     let after = match ctx.param("continue").filter(|c| !c.is_empty()) {
         Some(token) => {
             let decoded = decode_continue(token)?;
@@ -187,23 +218,33 @@ fn list(cluster: &Cluster, rt: &ResourceType, namespace: &str, ctx: &Ctx) -> Api
     let scope = (!namespace.is_empty()).then_some(namespace);
     // A continued list reads the snapshot its first page came from, as etcd serves it, and
     // starts right after the last key it returned.
-    let start = after.as_ref().map(|a| a.start.split_once('/').unwrap_or(("", a.start.as_str())));
+    let start = after
+        .as_ref()
+        .map(|a| a.start.split_once('/').unwrap_or(("", a.start.as_str())));
     let page = cluster
         .store
-        .list_page(&rt.key(), scope, after.as_ref().map(|a| a.rv), start, limit, |o| filter.matches(o))
+        .list_page(
+            &rt.key(),
+            scope,
+            after.as_ref().map(|a| a.rv),
+            start,
+            limit,
+            |o| filter.matches(o),
+        )
         .ok_or_else(continue_expired)?;
     let (items, list_rv, remaining) = (page.items, page.rv, page.remaining);
     let next = page.last.map(|k| format!("{}/{}", k.namespace, k.name));
     let mut metadata = json!({"resourceVersion": list_rv.to_string()});
     if remaining > 0
-        && let Some(start) = next {
-            metadata["continue"] = json!(encode_continue(&ContinueToken { rv: list_rv, start }));
-            // apiserver counts the rest only for unfiltered lists: with a selector the number
-            // left is unknown, so the field is omitted.
-            if filter.labels.is_none() && filter.fields.is_none() {
-                metadata["remainingItemCount"] = json!(remaining);
-            }
+        && let Some(start) = next
+    {
+        metadata["continue"] = json!(encode_continue(&ContinueToken { rv: list_rv, start }));
+        // apiserver counts the rest only for unfiltered lists: with a selector the number
+        // left is unknown, so the field is omitted.
+        if filter.labels.is_none() && filter.fields.is_none() {
+            metadata["remainingItemCount"] = json!(remaining);
         }
+    }
     if ctx.wants_table() {
         let typed: Vec<Value> = items.iter().map(|i| with_type(rt, i)).collect();
         let mut t = table::table(rt, &typed, ctx, &list_rv.to_string());
@@ -212,7 +253,12 @@ fn list(cluster: &Cluster, rt: &ResourceType, namespace: &str, ctx: &Ctx) -> Api
     }
     // Serialized from the stored values: typed lists of built-in kinds carry apiVersion and
     // kind only on the list itself.
-    Ok(super::encode::ok_json(super::encode::list_body(rt, &metadata, &items)))
+    Ok(super::encode::ok_json(super::encode::list_body(
+        rt,
+        &metadata,
+        &items,
+        &cluster.json_cache,
+    )))
 }
 
 fn continue_expired() -> ApiError {
@@ -260,6 +306,9 @@ pub struct WriteCtx<'a> {
     pub field_validation: String,
     /// Warnings to return in `Warning` headers.
     pub warnings: Vec<String>,
+    /// For writes of RBAC objects by a user: who writes, and the RBAC state to check the write
+    /// against (escalation prevention). Taken before the store lock, which it must not need.
+    pub escalation: Option<(crate::rbac::UserInfo, crate::rbac::RbacSnapshot)>,
 }
 
 /// The field manager of a request: `fieldManager`, else the user agent's program name.
@@ -277,6 +326,13 @@ pub fn field_manager(ctx: &Ctx) -> String {
 }
 
 fn write_ctx<'a>(cluster: &'a Cluster, rt: &'a ResourceType, sub: &'a str, ctx: &Ctx) -> WriteCtx<'a> {
+    let rbac_kind = rt.group == "rbac.authorization.k8s.io"
+        && matches!(
+            rt.kind.as_str(),
+            "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding"
+        );
+    let escalation = (rbac_kind && sub.is_empty() && !ctx.user.in_group(crate::rbac::SYSTEM_MASTERS_GROUP))
+        .then(|| (ctx.user.clone(), cluster.rbac_snapshot()));
     WriteCtx {
         cluster,
         rt,
@@ -284,6 +340,7 @@ fn write_ctx<'a>(cluster: &'a Cluster, rt: &'a ResourceType, sub: &'a str, ctx: 
         manager: field_manager(ctx),
         field_validation: ctx.param("fieldValidation").unwrap_or("Warn").to_owned(),
         warnings: Vec::new(),
+        escalation,
     }
 }
 
@@ -313,7 +370,10 @@ impl MergeSchema for TypeSchema<'_> {
 }
 
 fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
-    object.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str)
+    object
+        .get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
 }
 
 fn metadata_mut(object: &mut Value) -> ApiResult<&mut Map<String, Value>> {
@@ -369,7 +429,12 @@ fn spec_part(object: &Value) -> Value {
 /// The write pipeline every create, update and patch goes through: type checks, system
 /// metadata, status subresource rules, defaulting, pruning, validation, generation and
 /// managedFields. Returns what to store.
-pub fn prepare(w: &mut WriteCtx<'_>, old: Option<&Value>, mut new: Value, fields_managed: bool) -> ApiResult<Write> {
+pub fn prepare(
+    w: &mut WriteCtx<'_>,
+    old: Option<&Value>,
+    mut new: Value,
+    fields_managed: bool,
+) -> ApiResult<Write> {
     let rt = w.rt;
     check_type(rt, &mut new, w.sub)?;
     let name = meta_str(&new, "name").unwrap_or("").to_owned();
@@ -379,17 +444,19 @@ pub fn prepare(w: &mut WriteCtx<'_>, old: Option<&Value>, mut new: Value, fields
     if let Some(old) = old {
         let old_rv = meta_str(old, "resourceVersion").unwrap_or("");
         if let Some(rv) = meta_str(&new, "resourceVersion").filter(|rv| !rv.is_empty())
-            && rv != old_rv {
-                return Err(ApiError::stale(rt, &name));
-            }
+            && rv != old_rv
+        {
+            return Err(ApiError::stale(rt, &name));
+        }
         // Status writes change only status; main-resource writes keep the stored status.
         if w.sub == "status" {
             let mut merged = old.clone();
             merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
             if merged["status"].is_null()
-                && let Some(m) = merged.as_object_mut() {
-                    m.remove("status");
-                }
+                && let Some(m) = merged.as_object_mut()
+            {
+                m.remove("status");
+            }
             // Status writers may still own managedFields entries.
             if let Some(mf) = new.pointer("/metadata/managedFields").cloned() {
                 merged["metadata"]["managedFields"] = mf;
@@ -410,7 +477,13 @@ pub fn prepare(w: &mut WriteCtx<'_>, old: Option<&Value>, mut new: Value, fields
             }
         }
         let meta = metadata_mut(&mut new)?;
-        for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
             match old.get("metadata").and_then(|m| m.get(field)) {
                 Some(v) => meta.insert(field.to_owned(), v.clone()),
                 None => meta.remove(field),
@@ -444,14 +517,21 @@ pub fn prepare(w: &mut WriteCtx<'_>, old: Option<&Value>, mut new: Value, fields
         if !w.sub.is_empty() {
             return Err(ApiError::not_found(rt, &name));
         }
-        if rt.status_subresource && rt.custom
-            && let Some(m) = new.as_object_mut() {
-                m.remove("status");
-            }
+        if rt.status_subresource
+            && rt.custom
+            && let Some(m) = new.as_object_mut()
+        {
+            m.remove("status");
+        }
         let meta = metadata_mut(&mut new)?;
         meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         meta.insert("creationTimestamp".into(), json!(now));
-        for field in ["deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "generation"] {
+        for field in [
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "resourceVersion",
+            "generation",
+        ] {
             meta.remove(field);
         }
         if rt.has_generation {
@@ -466,12 +546,21 @@ pub fn prepare(w: &mut WriteCtx<'_>, old: Option<&Value>, mut new: Value, fields
         if !pruned.is_empty() {
             match w.field_validation.as_str() {
                 "Strict" => {
-                    let list: Vec<String> =
-                        pruned.iter().map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.'))).collect();
-                    return Err(ApiError::bad_request(format!("strict decoding error: {}", list.join(", "))));
+                    let list: Vec<String> = pruned
+                        .iter()
+                        .map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.')))
+                        .collect();
+                    return Err(ApiError::bad_request(format!(
+                        "strict decoding error: {}",
+                        list.join(", ")
+                    )));
                 }
                 "Ignore" => {}
-                _ => w.warnings.extend(pruned.iter().map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.')))),
+                _ => w.warnings.extend(
+                    pruned
+                        .iter()
+                        .map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.'))),
+                ),
             }
         }
         schema.default(&mut new);
@@ -484,21 +573,44 @@ pub fn prepare(w: &mut WriteCtx<'_>, old: Option<&Value>, mut new: Value, fields
         let causes = validation.causes;
         if !causes.is_empty() {
             let message = crate::schema::render(&causes);
-            let list: Vec<Value> = causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect();
+            let list: Vec<Value> = causes
+                .iter()
+                .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                .collect();
             return Err(ApiError::invalid(rt, &name, &message, json!(list)));
         }
     }
     kinds::validate(rt, op, old, &new)?;
+    if let Some((user, rbac)) = &w.escalation {
+        let mut typed = new.clone();
+        typed["kind"] = json!(rt.kind);
+        if let Err(denied) = crate::rbac::check_escalation(user, rbac, old, &typed) {
+            return Err(ApiError::forbidden(rt, &name, &denied.0));
+        }
+    }
 
     if let (Some(old), true) = (old, rt.has_generation)
-        && spec_part(old) != spec_part(&new) {
-            let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
-            new["metadata"]["generation"] = json!(generation);
-        }
+        && spec_part(old) != spec_part(&new)
+    {
+        let generation = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            + 1;
+        new["metadata"]["generation"] = json!(generation);
+    }
 
     if !fields_managed {
         let subresource = (!w.sub.is_empty()).then_some(w.sub);
-        new = managed::update(old, &new, &w.manager, &TypeSchema(rt), &now, &rt.api_version(), subresource);
+        new = managed::update(
+            old,
+            &new,
+            &w.manager,
+            &TypeSchema(rt),
+            &now,
+            &rt.api_version(),
+            subresource,
+        );
     }
 
     if let Some(old) = old {
@@ -516,7 +628,10 @@ pub fn prepare(w: &mut WriteCtx<'_>, old: Option<&Value>, mut new: Value, fields
 
 fn strip_times(object: &Value) -> Value {
     let mut o = object.clone();
-    if let Some(entries) = o.pointer_mut("/metadata/managedFields").and_then(Value::as_array_mut) {
+    if let Some(entries) = o
+        .pointer_mut("/metadata/managedFields")
+        .and_then(Value::as_array_mut)
+    {
         for e in entries {
             if let Some(m) = e.as_object_mut() {
                 m.remove("time");
@@ -538,7 +653,12 @@ pub fn finalizers(object: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn respond_written(rt: &ResourceType, written: Written, created_new: bool, warnings: &[String]) -> ApiResult<Response> {
+fn respond_written(
+    rt: &ResourceType,
+    written: Written,
+    created_new: bool,
+    warnings: &[String],
+) -> ApiResult<Response> {
     let object = match written {
         Written::Stored(o) | Written::Deleted(o) => o,
         Written::Unchanged(Some(o)) => o,
@@ -563,13 +683,22 @@ const SUFFIX_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 fn generated_name(prefix: &str) -> String {
     let bytes = uuid::Uuid::new_v4().into_bytes();
-    let suffix: String =
-        bytes.iter().take(5).map(|b| SUFFIX_ALPHABET[usize::from(*b) % SUFFIX_ALPHABET.len()] as char).collect();
+    let suffix: String = bytes
+        .iter()
+        .take(5)
+        .map(|b| SUFFIX_ALPHABET[usize::from(*b) % SUFFIX_ALPHABET.len()] as char)
+        .collect();
     format!("{prefix}{suffix}")
 }
 
 /// Creates an object from a request.
-pub fn create(cluster: &Cluster, rt: &ResourceType, namespace: &str, ctx: &Ctx, body: Value) -> ApiResult<Response> {
+pub fn create(
+    cluster: &Cluster,
+    rt: &ResourceType,
+    namespace: &str,
+    ctx: &Ctx,
+    body: Value,
+) -> ApiResult<Response> {
     let mut w = write_ctx(cluster, rt, "", ctx);
     let (written, dry) = create_with(&mut w, namespace, body, ctx.dry_run())?;
     if let Some(object) = dry {
@@ -579,7 +708,13 @@ pub fn create(cluster: &Cluster, rt: &ResourceType, namespace: &str, ctx: &Ctx, 
 }
 
 /// Creates an object as a system controller (`manager`), the way kube-controller-manager does.
-pub fn create_as(cluster: &Cluster, rt: &ResourceType, namespace: &str, body: Value, manager: &str) -> ApiResult<Arc<Value>> {
+pub fn create_as(
+    cluster: &Cluster,
+    rt: &ResourceType,
+    namespace: &str,
+    body: Value,
+    manager: &str,
+) -> ApiResult<Arc<Value>> {
     let mut w = WriteCtx {
         cluster,
         rt,
@@ -587,6 +722,7 @@ pub fn create_as(cluster: &Cluster, rt: &ResourceType, namespace: &str, body: Va
         manager: manager.to_owned(),
         field_validation: "Ignore".to_owned(),
         warnings: Vec::new(),
+        escalation: None,
     };
     match create_with(&mut w, namespace, body, false)?.0 {
         Written::Stored(o) => Ok(o),
@@ -594,12 +730,21 @@ pub fn create_as(cluster: &Cluster, rt: &ResourceType, namespace: &str, body: Va
     }
 }
 
-fn create_with(w: &mut WriteCtx<'_>, namespace: &str, mut body: Value, dry_run: bool) -> ApiResult<(Written, Option<Value>)> {
+fn create_with(
+    w: &mut WriteCtx<'_>,
+    namespace: &str,
+    mut body: Value,
+    dry_run: bool,
+) -> ApiResult<(Written, Option<Value>)> {
     let (cluster, rt) = (w.cluster, w.rt);
     let meta = metadata_mut(&mut body)?;
     let name = match meta.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
         Some(n) => n.to_owned(),
-        None => match meta.get("generateName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+        None => match meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
             Some(prefix) => generated_name(prefix),
             None => {
                 return Err(ApiError::invalid(
@@ -710,7 +855,11 @@ fn update(
         }
     }
     if rt.namespaced {
-        if meta.get("namespace").and_then(Value::as_str).is_some_and(|ns| ns != namespace) {
+        if meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .is_some_and(|ns| ns != namespace)
+        {
             return Err(ApiError::bad_request(
                 "the namespace of the provided object does not match the namespace sent on the request",
             ));
@@ -720,7 +869,10 @@ fn update(
     let mut w = write_ctx(cluster, rt, sub, ctx);
     let k = key(rt, namespace, name);
     if ctx.dry_run() {
-        let old = cluster.store.get(&k).ok_or_else(|| ApiError::not_found(rt, name))?;
+        let old = cluster
+            .store
+            .get(&k)
+            .ok_or_else(|| ApiError::not_found(rt, name))?;
         return match prepare(&mut w, Some(&old), body, false)? {
             Write::Put(o) => Ok(ok(&with_type(rt, &o))),
             _ => Ok(ok(&with_type(rt, &old))),
@@ -761,14 +913,17 @@ fn patch_object(
     let patch_doc: Value = match content_type.as_str() {
         "application/apply-patch+yaml" => serde_yaml::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
-        "application/merge-patch+json" | "application/json-patch+json" | "application/strategic-merge-patch+json" => {
-            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
-        }
+        "application/merge-patch+json"
+        | "application/json-patch+json"
+        | "application/strategic-merge-patch+json" => serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
         other => {
             return Err(ApiError::new(
                 415,
                 "UnsupportedMediaType",
-                format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json; got {other}"),
+                format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json; got {other}"
+                ),
             ));
         }
     };
@@ -788,10 +943,14 @@ fn patch_object(
             ));
         }
         if !patch_doc.is_object() {
-            return Err(ApiError::bad_request("error decoding YAML: the apply configuration must be an object"));
+            return Err(ApiError::bad_request(
+                "error decoding YAML: the apply configuration must be an object",
+            ));
         }
     } else if force {
-        return Err(ApiError::bad_request("Forbidden: may not be specified for non-apply patch"));
+        return Err(ApiError::bad_request(
+            "Forbidden: may not be specified for non-apply patch",
+        ));
     }
     let mut w = write_ctx(cluster, rt, sub, ctx);
     let k = key(rt, namespace, name);
@@ -823,7 +982,8 @@ fn patch_object(
             let base = match current {
                 Some(c) => c.clone(),
                 None => {
-                    let mut fresh = json!({"apiVersion": rt.api_version(), "kind": rt.kind, "metadata": {"name": name}});
+                    let mut fresh =
+                        json!({"apiVersion": rt.api_version(), "kind": rt.kind, "metadata": {"name": name}});
                     if rt.namespaced {
                         fresh["metadata"]["namespace"] = json!(namespace);
                     }
@@ -833,8 +993,17 @@ fn patch_object(
             let now = now_rfc3339();
             let subresource = (!w.sub.is_empty()).then_some(w.sub);
             let live = current.map(|_| &base);
-            let mut merged = managed::apply(live, &applied, &w.manager, force, &TypeSchema(rt), &now, &rt.api_version(), subresource)
-                .map_err(|conflicts| apply_conflict(rt, name, &conflicts))?;
+            let mut merged = managed::apply(
+                live,
+                &applied,
+                &w.manager,
+                force,
+                &TypeSchema(rt),
+                &now,
+                &rt.api_version(),
+                subresource,
+            )
+            .map_err(|conflicts| apply_conflict(rt, name, &conflicts))?;
             merged["metadata"]["name"] = json!(name);
             if rt.namespaced {
                 merged["metadata"]["namespace"] = json!(namespace);
@@ -844,7 +1013,9 @@ fn patch_object(
         if ctx.dry_run() {
             return match run(&mut w, existing.as_deref())? {
                 Write::Put(o) => Ok(ok(&with_type(rt, &o))),
-                _ => existing.map(|o| ok(&with_type(rt, &o))).ok_or_else(|| ApiError::not_found(rt, name)),
+                _ => existing
+                    .map(|o| ok(&with_type(rt, &o)))
+                    .ok_or_else(|| ApiError::not_found(rt, name)),
             };
         }
         let mut created_new = false;
@@ -856,22 +1027,41 @@ fn patch_object(
         return respond_written(rt, written, created_new, &w.warnings);
     }
     if ctx.dry_run() {
-        let old = cluster.store.get(&k).ok_or_else(|| ApiError::not_found(rt, name))?;
+        let old = cluster
+            .store
+            .get(&k)
+            .ok_or_else(|| ApiError::not_found(rt, name))?;
         let new = apply_patch(&old)?;
         return match prepare(&mut w, Some(&old), new, false)? {
             Write::Put(o) => Ok(ok(&with_type(rt, &o))),
             _ => Ok(ok(&with_type(rt, &old))),
         };
     }
-    let written = cluster.store.write(&k, |current| {
-        let old = current.ok_or_else(|| ApiError::not_found(rt, name))?;
+    let patched = |w: &mut WriteCtx<'_>, old: &Value| -> ApiResult<Write> {
         let mut new = apply_patch(old)?;
         // A patch never carries a precondition unless it sets resourceVersion itself.
         if patch_doc.pointer("/metadata/resourceVersion").is_none()
-            && let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.remove("resourceVersion");
-            }
-        prepare(&mut w, Some(old), new, false)
+            && let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            m.remove("resourceVersion");
+        }
+        prepare(w, Some(old), new, false)
+    };
+    // Patched and prepared outside the store lock from the object as read, which holding it
+    // keeps alive and so unique: stored only if the object is still that one. A write that
+    // raced in, or a failure, is redone under the lock exactly as before. Patching under the
+    // lock serialized every write in the cluster behind each patch.
+    let snapshot = cluster.store.get(&k);
+    let early = snapshot.as_deref().and_then(|old| patched(&mut w, old).ok());
+    let written = cluster.store.write(&k, |current| {
+        let old = current.ok_or_else(|| ApiError::not_found(rt, name))?;
+        if let (Some(ready), Some(seen)) = (early, &snapshot)
+            && std::ptr::eq(old, &**seen)
+        {
+            return Ok(ready);
+        }
+        w.warnings.clear();
+        patched(&mut w, old)
     })?;
     kinds::after_write(cluster, rt, &written);
     respond_written(rt, written, false, &w.warnings)
@@ -892,7 +1082,9 @@ fn apply_conflict(rt: &ResourceType, name: &str, conflicts: &managed::Conflicts)
         code: conflicts.code(),
         reason: conflicts.reason(),
         message: conflicts.message(),
-        details: Some(json!({"name": name, "group": rt.group, "kind": rt.plural, "causes": conflicts.causes()})),
+        details: Some(
+            json!({"name": name, "group": rt.group, "kind": rt.plural, "causes": conflicts.causes()}),
+        ),
     }
 }
 
@@ -926,18 +1118,24 @@ fn delete_options(ctx: &Ctx, body: &Bytes) -> ApiResult<DeleteOptions> {
         if value.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
             opts.propagation = Some("Orphan".into());
         }
-        opts.uid = value.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_owned);
-        opts.resource_version =
-            value.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_owned);
+        opts.uid = value
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        opts.resource_version = value
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let all = |v: &Value| v.as_array().is_some_and(|a| a.iter().any(|x| x == "All"));
         opts.dry_run |= value.get("dryRun").is_some_and(all);
     }
     if let Some(p) = &opts.propagation
-        && !matches!(p.as_str(), "Background" | "Foreground" | "Orphan") {
-            return Err(ApiError::bad_request(format!(
-                "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
-            )));
-        }
+        && !matches!(p.as_str(), "Background" | "Foreground" | "Orphan")
+    {
+        return Err(ApiError::bad_request(format!(
+            "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+        )));
+    }
     Ok(opts)
 }
 
@@ -956,31 +1154,45 @@ pub fn delete_object(
     let mut decide = |current: Option<&Value>| -> ApiResult<Write> {
         let current = current.ok_or_else(|| ApiError::not_found(rt, name))?;
         if let Some(uid) = &opts.uid
-            && meta_str(current, "uid") != Some(uid.as_str()) {
-                return Err(ApiError::conflict(rt, name, &format!(
+            && meta_str(current, "uid") != Some(uid.as_str())
+        {
+            return Err(ApiError::conflict(
+                rt,
+                name,
+                &format!(
                     "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
                     meta_str(current, "uid").unwrap_or("")
-                )));
-            }
+                ),
+            ));
+        }
         if let Some(rv) = &opts.resource_version
-            && meta_str(current, "resourceVersion") != Some(rv.as_str()) {
-                return Err(ApiError::conflict(rt, name, &format!(
+            && meta_str(current, "resourceVersion") != Some(rv.as_str())
+        {
+            return Err(ApiError::conflict(
+                rt,
+                name,
+                &format!(
                     "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
                     meta_str(current, "resourceVersion").unwrap_or("")
-                )));
-            }
+                ),
+            ));
+        }
         let mut next = current.clone();
         let mut fins = finalizers(current);
-        let policy = opts.propagation.clone().unwrap_or_else(|| kinds::default_propagation(rt).to_owned());
+        let policy = opts
+            .propagation
+            .clone()
+            .unwrap_or_else(|| kinds::default_propagation(rt).to_owned());
         let extra = match policy.as_str() {
             "Foreground" => Some("foregroundDeletion"),
             "Orphan" => Some("orphan"),
             _ => None,
         };
         if let Some(f) = extra
-            && !fins.iter().any(|x| x == f) {
-                fins.push(f.to_owned());
-            }
+            && !fins.iter().any(|x| x == f)
+        {
+            fins.push(f.to_owned());
+        }
         let namespace_kind = rt.group.is_empty() && rt.plural == "namespaces";
         if fins.is_empty() && !namespace_kind {
             immediate = true;
@@ -1002,7 +1214,11 @@ pub fn delete_object(
             next["status"]["phase"] = json!("Terminating");
         }
         if rt.has_generation {
-            let generation = next.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+            let generation = next
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                + 1;
             next["metadata"]["generation"] = json!(generation);
         }
         Ok(Write::Put(next))
@@ -1021,7 +1237,14 @@ pub fn delete_object(
     Ok((written, immediate))
 }
 
-fn delete(cluster: &Cluster, rt: &ResourceType, namespace: &str, name: &str, ctx: &Ctx, body: &Bytes) -> ApiResult<Response> {
+fn delete(
+    cluster: &Cluster,
+    rt: &ResourceType,
+    namespace: &str,
+    name: &str,
+    ctx: &Ctx,
+    body: &Bytes,
+) -> ApiResult<Response> {
     let opts = delete_options(ctx, body)?;
     let (written, immediate) = delete_object(cluster, rt, namespace, name, &opts, opts.dry_run)?;
     let object = match written {
@@ -1040,7 +1263,13 @@ fn delete(cluster: &Cluster, rt: &ResourceType, namespace: &str, name: &str, ctx
     Ok(ok(&with_type(rt, &object)))
 }
 
-fn delete_collection(cluster: &Cluster, rt: &ResourceType, namespace: &str, ctx: &Ctx, body: &Bytes) -> ApiResult<Response> {
+fn delete_collection(
+    cluster: &Cluster,
+    rt: &ResourceType,
+    namespace: &str,
+    ctx: &Ctx,
+    body: &Bytes,
+) -> ApiResult<Response> {
     let filter = Filter::from_ctx(rt, ctx)?;
     let opts = delete_options(ctx, body)?;
     let scope = (!namespace.is_empty()).then_some(namespace);

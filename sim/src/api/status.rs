@@ -36,14 +36,23 @@ fn details(rt: &ResourceType, name: &str) -> Value {
 impl ApiError {
     /// A failure with no details.
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code, reason, message: message.into(), details: None }
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     /// 404 for an object.
     pub fn not_found(rt: &ResourceType, name: &str) -> Self {
         Self {
             details: Some(details(rt, name)),
-            ..Self::new(404, "NotFound", format!("{} \"{name}\" not found", rt.qualified()))
+            ..Self::new(
+                404,
+                "NotFound",
+                format!("{} \"{name}\" not found", rt.qualified()),
+            )
         }
     }
 
@@ -57,14 +66,38 @@ impl ApiError {
 
     /// 404 for a path nothing serves.
     pub fn path_not_found() -> Self {
-        Self { details: Some(json!({})), ..Self::new(404, "NotFound", "the server could not find the requested resource") }
+        Self {
+            details: Some(json!({})),
+            ..Self::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            )
+        }
+    }
+
+    /// 403 for a write of an object that admission or the registry refuses
+    /// (`apierrors.NewForbidden`).
+    pub fn forbidden(rt: &ResourceType, name: &str, why: &str) -> Self {
+        Self {
+            details: Some(details(rt, name)),
+            ..Self::new(
+                403,
+                "Forbidden",
+                format!("{} \"{name}\" is forbidden: {why}", rt.qualified()),
+            )
+        }
     }
 
     /// 409 for a create of a name that exists.
     pub fn already_exists(rt: &ResourceType, name: &str) -> Self {
         Self {
             details: Some(details(rt, name)),
-            ..Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", rt.qualified()))
+            ..Self::new(
+                409,
+                "AlreadyExists",
+                format!("{} \"{name}\" already exists", rt.qualified()),
+            )
         }
     }
 
@@ -72,7 +105,14 @@ impl ApiError {
     pub fn conflict(rt: &ResourceType, name: &str, why: &str) -> Self {
         Self {
             details: Some(details(rt, name)),
-            ..Self::new(409, "Conflict", format!("Operation cannot be fulfilled on {} \"{name}\": {why}", rt.qualified()))
+            ..Self::new(
+                409,
+                "Conflict",
+                format!(
+                    "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                    rt.qualified()
+                ),
+            )
         }
     }
 
@@ -91,8 +131,15 @@ impl ApiError {
         if !rt.group.is_empty() {
             d["group"] = json!(rt.group);
         }
-        let kind = if rt.group.is_empty() { rt.kind.clone() } else { format!("{}.{}", rt.kind, rt.group) };
-        Self { details: Some(d), ..Self::new(422, "Invalid", format!("{kind} \"{name}\" is invalid: {message}")) }
+        let kind = if rt.group.is_empty() {
+            rt.kind.clone()
+        } else {
+            format!("{}.{}", rt.kind, rt.group)
+        };
+        Self {
+            details: Some(d),
+            ..Self::new(422, "Invalid", format!("{kind} \"{name}\" is invalid: {message}"))
+        }
     }
 
     /// 400 for a malformed request.
@@ -102,17 +149,30 @@ impl ApiError {
 
     /// 405 for a verb the resource does not serve.
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
-        Self { details: Some(json!({})), ..Self::new(405, "MethodNotAllowed", message) }
+        Self {
+            details: Some(json!({})),
+            ..Self::new(405, "MethodNotAllowed", message)
+        }
     }
 
     /// 410 for a resourceVersion older than history.
     pub fn gone(requested: u64, oldest: u64) -> Self {
-        Self::new(410, "Expired", format!("too old resource version: {requested} ({oldest})"))
+        Self::new(
+            410,
+            "Expired",
+            format!("too old resource version: {requested} ({oldest})"),
+        )
     }
 
     /// 415 for a body in a format the server does not read.
     pub fn unsupported_media_type(content_type: &str) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf; got {content_type}"))
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf; got {content_type}"
+            ),
+        )
     }
 
     /// 500.
@@ -135,9 +195,10 @@ impl ApiError {
             status["details"] = d.clone();
         }
         if self.reason.is_empty()
-            && let Some(map) = status.as_object_mut() {
-                map.remove("reason");
-            }
+            && let Some(map) = status.as_object_mut()
+        {
+            map.remove("reason");
+        }
         status
     }
 }
@@ -153,6 +214,8 @@ impl IntoResponse for ApiError {
 pub fn json_response(code: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut response = (code, bytes).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }

@@ -12,11 +12,24 @@ use axum::{
 use serde_json::{Value, json};
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 
-use super::{ApiError, ApiResult, Ctx, encode::{self, Typed}, objects::{Filter, with_type}, table};
-use crate::{cluster::Cluster, registry::ResourceType, store::{Event, EventType}};
+use super::{
+    ApiError, ApiResult, Ctx, encode,
+    objects::{Filter, with_type},
+    table,
+};
+use crate::{
+    cluster::Cluster,
+    registry::ResourceType,
+    store::{Event, EventType},
+};
+
+/// How many bytes of queued watch lines are sent as one chunk.
+const WATCH_CHUNK: usize = 64 * 1024;
 
 struct Watch {
     rt: Arc<ResourceType>,
+    /// For its JSON cache: every watcher of an object sends the same encoded bytes.
+    cluster: Arc<Cluster>,
     /// `rt.key()` and `rt.api_version()`, computed once rather than for every event.
     resource: String,
     api_version: String,
@@ -31,7 +44,8 @@ struct TableOpts {
 
 impl Watch {
     fn in_scope(&self, event: &Event) -> bool {
-        event.key.resource == self.resource && (self.namespace.is_empty() || event.key.namespace == self.namespace)
+        event.key.resource == self.resource
+            && (self.namespace.is_empty() || event.key.namespace == self.namespace)
     }
 
     /// The event type the client sees, or `None` when the change is invisible through the filter.
@@ -50,11 +64,18 @@ impl Watch {
         }
     }
 
-    fn line(&self, kind: &str, object: &Value) -> Bytes {
+    fn line(&self, kind: &str, object: &Arc<Value>) -> Bytes {
         let Some(opts) = &self.table else {
-            // Serialized from the stored value: a copy just to add apiVersion and kind cost
-            // more than the JSON.
-            return Bytes::from(encode::watch_line(kind, &Typed::with(object, &self.api_version, &self.rt.kind)));
+            // From the encoded form shared with lists and other watchers: encoding (or just
+            // copying to add apiVersion and kind) per watcher cost more than sending.
+            let cache = &self.cluster.json_cache;
+            return Bytes::from(encode::watch_line(
+                kind,
+                object,
+                &self.api_version,
+                &self.rt.kind,
+                cache,
+            ));
         };
         let object = table::watch_table(&self.rt, &with_type(&self.rt, object), &opts.include_object);
         let mut bytes = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
@@ -68,23 +89,31 @@ impl Watch {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
         let object = json!({"kind": self.rt.kind, "apiVersion": self.rt.api_version(), "metadata": metadata});
-        let mut bytes = serde_json::to_vec(&json!({"type": "BOOKMARK", "object": object})).unwrap_or_default();
+        let mut bytes =
+            serde_json::to_vec(&json!({"type": "BOOKMARK", "object": object})).unwrap_or_default();
         bytes.push(b'\n');
         Bytes::from(bytes)
     }
 }
 
 fn error_line(err: &ApiError) -> Bytes {
-    let mut bytes = serde_json::to_vec(&json!({"type": "ERROR", "object": err.to_status()})).unwrap_or_default();
+    let mut bytes =
+        serde_json::to_vec(&json!({"type": "ERROR", "object": err.to_status()})).unwrap_or_default();
     bytes.push(b'\n');
     Bytes::from(bytes)
 }
 
 /// Serves `?watch=true` on a collection.
-pub async fn serve(cluster: &Arc<Cluster>, rt: Arc<ResourceType>, namespace: &str, ctx: &Ctx) -> ApiResult<Response> {
+pub async fn serve(
+    cluster: &Arc<Cluster>,
+    rt: Arc<ResourceType>,
+    namespace: &str,
+    ctx: &Ctx,
+) -> ApiResult<Response> {
     let filter = Filter::from_ctx(&rt, ctx)?;
     let watch = Watch {
         rt: rt.clone(),
+        cluster: cluster.clone(),
         resource: rt.key(),
         api_version: rt.api_version(),
         namespace: namespace.to_owned(),
@@ -119,7 +148,11 @@ pub async fn serve(cluster: &Arc<Cluster>, rt: Arc<ResourceType>, namespace: &st
             let scope = (!namespace.is_empty()).then_some(namespace);
             // Only the matching objects are taken here; the task serializes them as it
             // streams, so the first event leaves at once and 100k lines never sit in memory.
-            let page = cluster.store.list_page(&watch.resource, scope, None, None, None, |o| watch.filter.matches(o));
+            let page = cluster
+                .store
+                .list_page(&watch.resource, scope, None, None, None, |o| {
+                    watch.filter.matches(o)
+                });
             let (objects, rv) = page.map(|p| (p.items, p.rv)).unwrap_or_default();
             initial = objects;
             match cluster.store.watch_from(rv) {
@@ -139,7 +172,9 @@ pub async fn serve(cluster: &Arc<Cluster>, rt: Arc<ResourceType>, namespace: &st
             Ok((replay, live)) => (replay, live, since),
             Err(oldest) => {
                 let mut response = Body::from(error_line(&ApiError::gone(since, oldest))).into_response();
-                response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 return Ok(response);
             }
         }
@@ -154,18 +189,20 @@ pub async fn serve(cluster: &Arc<Cluster>, rt: Arc<ResourceType>, namespace: &st
             }
         }
         if let Some(rv) = initial_end
-            && tx.send(watch.bookmark(rv, true)).await.is_err() {
-                return;
-            }
+            && tx.send(watch.bookmark(rv, true)).await.is_err()
+        {
+            return;
+        }
         for event in replay {
             if event.rv <= last_rv || !watch.in_scope(&event) {
                 continue;
             }
             last_rv = event.rv;
             if let Some(kind) = watch.translate(&event)
-                && tx.send(watch.line(kind.as_str(), &event.object)).await.is_err() {
-                    return;
-                }
+                && tx.send(watch.line(kind.as_str(), &event.object)).await.is_err()
+            {
+                return;
+            }
         }
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
@@ -198,10 +235,28 @@ pub async fn serve(cluster: &Arc<Cluster>, rt: Arc<ResourceType>, namespace: &st
         }
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|line| (Ok::<_, Infallible>(line), rx))
+        let line = rx.recv().await?;
+        // Lines already queued go out as one chunk: one HTTP chunk and one write per batch
+        // rather than per event, which is what bounded a 100k-object initial list.
+        if rx.is_empty() {
+            return Some((Ok::<_, Infallible>(line), rx));
+        }
+        let mut batch = line.to_vec();
+        while batch.len() < WATCH_CHUNK {
+            match rx.try_recv() {
+                Ok(line) => batch.extend_from_slice(&line),
+                Err(_) => break,
+            }
+        }
+        Some((Ok(Bytes::from(batch)), rx))
     });
     let mut response = (StatusCode::OK, Body::from_stream(stream)).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     Ok(response)
 }

@@ -6,6 +6,7 @@
 
 mod authn;
 mod bootstrap;
+mod escalation;
 mod forbidden;
 mod impersonation;
 mod request_info;
@@ -23,6 +24,7 @@ pub use authn::{
     validate_token_times,
 };
 pub use bootstrap::bootstrap_policy;
+pub use escalation::{EscalationDenied, check_write as check_escalation, rules_cover};
 pub use forbidden::{forbidden_message, forbidden_status, unauthorized_status};
 pub use impersonation::{
     ImpersonationDenied, ImpersonationRequest, authorize_impersonation, impersonation_checks,

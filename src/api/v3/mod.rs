@@ -16,7 +16,11 @@ pub fn metadata(meta: &kube::api::ObjectMeta) -> Value {
         let map: serde_json::Map<String, Value> = m
             .iter()
             .flatten()
-            .filter(|(k, _)| !k.starts_with("kubefoundry.dev/") && !k.starts_with("app.kubernetes.io/") && !k.starts_with("kubectl.kubernetes.io/"))
+            .filter(|(k, _)| {
+                !k.starts_with("kubefoundry.dev/")
+                    && !k.starts_with("app.kubernetes.io/")
+                    && !k.starts_with("kubectl.kubernetes.io/")
+            })
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect();
         Value::Object(map)
@@ -27,7 +31,11 @@ pub fn metadata(meta: &kube::api::ObjectMeta) -> Value {
 /// `created_at` and `updated_at`: creation, and the newest managedFields time.
 pub fn timestamps(meta: &kube::api::ObjectMeta) -> (String, String) {
     let fmt = |t: &k8s_openapi::jiff::Timestamp| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let created = meta.creation_timestamp.as_ref().map(|t| fmt(&t.0)).unwrap_or_default();
+    let created = meta
+        .creation_timestamp
+        .as_ref()
+        .map(|t| fmt(&t.0))
+        .unwrap_or_default();
     let updated = meta
         .managed_fields
         .iter()

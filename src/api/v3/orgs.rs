@@ -36,7 +36,10 @@ use crate::{
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
         .route("/v3/organizations", get(list).post(create))
-        .route("/v3/organizations/{guid}", get(show).patch(update).delete(destroy))
+        .route(
+            "/v3/organizations/{guid}",
+            get(show).patch(update).delete(destroy),
+        )
         .route("/v3/jobs/{guid}", get(job))
 }
 
@@ -79,7 +82,12 @@ pub fn visible_orgs(state: &ApiState, who: &Identity) -> Option<HashSet<String>>
                 orgs.insert(namespace);
             }
             RoleScope::Space => {
-                let space = state.caches.spaces.state().into_iter().find(|s| s.name_any() == namespace);
+                let space = state
+                    .caches
+                    .spaces
+                    .state()
+                    .into_iter()
+                    .find(|s| s.name_any() == namespace);
                 if let Some(org) = space.and_then(|s| s.namespace()) {
                     orgs.insert(org);
                 }
@@ -96,12 +104,21 @@ pub fn holds(who: &Identity, role: &crate::crd::CFRole) -> bool {
         crate::crd::SubjectKind::User => s.name == who.name,
         crate::crd::SubjectKind::Group => who.groups.contains(&s.name),
         crate::crd::SubjectKind::ServiceAccount => {
-            who.name == format!("system:serviceaccount:{}:{}", s.namespace.as_deref().unwrap_or_default(), s.name)
+            who.name
+                == format!(
+                    "system:serviceaccount:{}:{}",
+                    s.namespace.as_deref().unwrap_or_default(),
+                    s.name
+                )
         }
     }
 }
 
-async fn list(State(state): State<Arc<ApiState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> CfResult<Json<Value>> {
+async fn list(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> CfResult<Json<Value>> {
     let who = state.auth.identify(&headers).await?;
     let q = Query::parse(raw.as_deref().unwrap_or(""))?;
     q.allow(&["names", "guids"])?;
@@ -109,7 +126,10 @@ async fn list(State(state): State<Arc<ApiState>>, headers: HeaderMap, RawQuery(r
     let names = q.list("names");
     let guids = q.list("guids");
     let selector = match q.get("label_selector") {
-        Some(s) => Some(kubefoundry_sim::selector::LabelSelector::parse(s).map_err(|e| CfError::BadQuery(e.message().to_owned()))?),
+        Some(s) => Some(
+            kubefoundry_sim::selector::LabelSelector::parse(s)
+                .map_err(|e| CfError::BadQuery(e.message().to_owned()))?,
+        ),
         None => None,
     };
     let mut time_filters = Vec::new();
@@ -133,7 +153,11 @@ async fn list(State(state): State<Arc<ApiState>>, headers: HeaderMap, RawQuery(r
         .map(|o| present(base, o))
         .filter(|v| {
             time_filters.iter().all(|(field, f)| {
-                let key = if *field == "created_ats" { "created_at" } else { "updated_at" };
+                let key = if *field == "created_ats" {
+                    "created_at"
+                } else {
+                    "updated_at"
+                };
                 f(v[key].as_str().unwrap_or_default())
             })
         })
@@ -154,9 +178,16 @@ fn find(state: &ApiState, who: &Identity, guid: &str) -> CfResult<Arc<CFOrg>> {
     }
 }
 
-async fn show(State(state): State<Arc<ApiState>>, headers: HeaderMap, Path(guid): Path<String>) -> CfResult<Json<Value>> {
+async fn show(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(guid): Path<String>,
+) -> CfResult<Json<Value>> {
     let who = state.auth.identify(&headers).await?;
-    Ok(Json(present(&state.config.base_url, &*find(&state, &who, &guid)?)))
+    Ok(Json(present(
+        &state.config.base_url,
+        &*find(&state, &who, &guid)?,
+    )))
 }
 
 /// CF metadata in a request body.
@@ -186,11 +217,16 @@ struct CreateBody {
 pub fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> CfResult<T> {
     let value: Value = serde_json::from_slice(body).map_err(|e| CfError::MessageParse(e.to_string()))?;
     if !value.is_object() {
-        return Err(CfError::MessageParse("the request body must be a JSON object".into()));
+        return Err(CfError::MessageParse(
+            "the request body must be a JSON object".into(),
+        ));
     }
     serde_json::from_value(value).map_err(|e| {
         let text = e.to_string();
-        match text.strip_prefix("unknown field `").and_then(|r| r.split_once('`')) {
+        match text
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split_once('`'))
+        {
             Some((field, _)) => CfError::Unprocessable(format!("Unknown field(s): '{field}'")),
             None => CfError::Unprocessable(text),
         }
@@ -202,13 +238,20 @@ fn check_name(name: &str) -> CfResult<()> {
         return Err(CfError::Unprocessable("Name can't be blank".into()));
     }
     if name.chars().count() > 255 {
-        return Err(CfError::Unprocessable("Name is too long (maximum is 255 characters)".into()));
+        return Err(CfError::Unprocessable(
+            "Name is too long (maximum is 255 characters)".into(),
+        ));
     }
     Ok(())
 }
 
 fn name_claim(name: &str) -> String {
-    let h = name.to_lowercase().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let h = name
+        .to_lowercase()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
     format!("kf-org-name-{h:016x}")
 }
 
@@ -245,17 +288,35 @@ async fn create(State(state): State<Arc<ApiState>>, headers: HeaderMap, body: By
         },
         spec: None,
     };
-    if state.caches.orgs.state().iter().any(|o| o.spec.display_name.eq_ignore_ascii_case(&body.name)) {
-        return Err(CfError::Unprocessable(format!("Organization '{}' already exists.", body.name)));
+    if state
+        .caches
+        .orgs
+        .state()
+        .iter()
+        .any(|o| o.spec.display_name.eq_ignore_ascii_case(&body.name))
+    {
+        return Err(CfError::Unprocessable(format!(
+            "Organization '{}' already exists.",
+            body.name
+        )));
     }
     match claims.create(&PostParams::default(), &claim).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 409 => {
-            return Err(CfError::Unprocessable(format!("Organization '{}' already exists.", body.name)));
+            return Err(CfError::Unprocessable(format!(
+                "Organization '{}' already exists.",
+                body.name
+            )));
         }
         Err(e) => return Err(CfError::internal(e)),
     }
-    let mut org = CFOrg::new(&guid, CFOrgSpec { display_name: body.name.clone(), suspended: body.suspended });
+    let mut org = CFOrg::new(
+        &guid,
+        CFOrgSpec {
+            display_name: body.name.clone(),
+            suspended: body.suspended,
+        },
+    );
     org.metadata.namespace = Some(ns.clone());
     apply_metadata(&mut org.metadata, body.metadata);
     let orgs: Api<CFOrg> = Api::namespaced(state.client_for(&who)?, &ns);
@@ -263,11 +324,17 @@ async fn create(State(state): State<Arc<ApiState>>, headers: HeaderMap, body: By
         Ok(o) => o,
         Err(e) => {
             // Nothing half-written: release the claim when the org itself was refused.
-            let _ = claims.delete(&name_claim(&body.name), &DeleteParams::default()).await;
+            let _ = claims
+                .delete(&name_claim(&body.name), &DeleteParams::default())
+                .await;
             return Err(from_kube(e, "Organization", false));
         }
     };
-    Ok((StatusCode::CREATED, Json(present(&state.config.base_url, &created))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(present(&state.config.base_url, &created)),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -305,19 +372,34 @@ async fn update(
     }
     let orgs: Api<CFOrg> = Api::namespaced(state.client_for(&who)?, &current.namespace().unwrap_or_default());
     let updated = orgs
-        .patch(&guid, &PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PatchParams::default() }, &Patch::Merge(&patch))
+        .patch(
+            &guid,
+            &PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_owned()),
+                ..PatchParams::default()
+            },
+            &Patch::Merge(&patch),
+        )
         .await
         .map_err(|e| from_kube(e, "Organization", false))?;
     Ok(Json(present(&state.config.base_url, &updated)))
 }
 
-async fn destroy(State(state): State<Arc<ApiState>>, headers: HeaderMap, Path(guid): Path<String>) -> CfResult<Response> {
+async fn destroy(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(guid): Path<String>,
+) -> CfResult<Response> {
     let who = state.auth.identify(&headers).await?;
     let current = find(&state, &who, &guid)?;
     let orgs: Api<CFOrg> = Api::namespaced(state.client_for(&who)?, &current.namespace().unwrap_or_default());
-    orgs.delete(&guid, &DeleteParams::background()).await.map_err(|e| from_kube(e, "Organization", false))?;
+    orgs.delete(&guid, &DeleteParams::background())
+        .await
+        .map_err(|e| from_kube(e, "Organization", false))?;
     let claims: Api<Lease> = Api::namespaced(state.client.clone(), &state.config.root_namespace);
-    let _ = claims.delete(&name_claim(&current.spec.display_name), &DeleteParams::default()).await;
+    let _ = claims
+        .delete(&name_claim(&current.spec.display_name), &DeleteParams::default())
+        .await;
     let job = format!("org.delete~{guid}");
     let location = format!("{}/v3/jobs/{job}", state.config.base_url);
     let mut response = StatusCode::ACCEPTED.into_response();
@@ -328,7 +410,11 @@ async fn destroy(State(state): State<Arc<ApiState>>, headers: HeaderMap, Path(gu
 }
 
 /// `GET /v3/jobs/{guid}`: jobs are derived from state, so they survive API restarts.
-async fn job(State(state): State<Arc<ApiState>>, headers: HeaderMap, Path(guid): Path<String>) -> CfResult<Json<Value>> {
+async fn job(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(guid): Path<String>,
+) -> CfResult<Json<Value>> {
     state.auth.identify(&headers).await?;
     let (operation, target) = guid.split_once('~').ok_or(CfError::NotFound("Job"))?;
     let done = match operation {

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt, api::ObjectMeta};
 
 use crate::{
@@ -11,7 +12,8 @@ use crate::{
         status::{Want, merge},
     },
     crd::{
-        AppState, CFApp, CFAppStatus, CFDroplet, CFProcess, CFProcessSpec, CommonStatus, HealthCheck, HealthCheckType,
+        AppState, CFApp, CFAppStatus, CFDroplet, CFProcess, CFProcessSpec, CommonStatus, HealthCheck,
+        HealthCheckType,
     },
     labels::{APP_GUID, MANAGED_BY, MANAGED_BY_VALUE, PROCESS_TYPE, SPACE_GUID},
 };
@@ -24,10 +26,7 @@ const NEW_PROCESS_DISK_MB: i64 = 1024;
 /// Whether `t` is a valid CFProcess type (the CRD's pattern), so creating it cannot be rejected.
 fn valid_type(t: &str) -> bool {
     let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    t.len() <= 63
-        && t.starts_with(ok)
-        && t.ends_with(ok)
-        && t.chars().all(|c| ok(c) || c == '-' || c == '_')
+    t.len() <= 63 && t.starts_with(ok) && t.ends_with(ok) && t.chars().all(|c| ok(c) || c == '-' || c == '_')
 }
 
 /// The process types an app has: `web` always (CF apps have one from creation), plus every
@@ -35,8 +34,18 @@ fn valid_type(t: &str) -> bool {
 pub fn process_types(droplet: Option<&CFDroplet>) -> BTreeSet<String> {
     let mut types = BTreeSet::from(["web".to_owned()]);
     if let Some(d) = droplet {
-        let status = d.status.as_ref().map(|s| &s.process_types).filter(|t| !t.is_empty());
-        types.extend(status.unwrap_or(&d.spec.process_types).keys().filter(|t| valid_type(t)).cloned());
+        let status = d
+            .status
+            .as_ref()
+            .map(|s| &s.process_types)
+            .filter(|t| !t.is_empty());
+        types.extend(
+            status
+                .unwrap_or(&d.spec.process_types)
+                .keys()
+                .filter(|t| valid_type(t))
+                .cloned(),
+        );
     }
     types
 }
@@ -44,8 +53,10 @@ pub fn process_types(droplet: Option<&CFDroplet>) -> BTreeSet<String> {
 /// A new process of `app`: one `web` instance, none of other types (CF's defaults), which the
 /// user then scales; it is created once and never overwritten.
 pub fn new_process(app: &CFApp, process_type: &str) -> CFProcess {
-    let mut labels: BTreeMap<String, String> =
-        relationship_labels(app, Some(process_type)).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let mut labels: BTreeMap<String, String> = relationship_labels(app, Some(process_type))
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
     labels.insert(MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned());
     let web = process_type == "web";
     CFProcess {
@@ -53,7 +64,13 @@ pub fn new_process(app: &CFApp, process_type: &str) -> CFProcess {
             name: Some(names::process(&app.name_any(), process_type)),
             namespace: app.namespace(),
             labels: Some(labels),
-            owner_references: app.controller_owner_ref(&()).map(|r| vec![r]),
+            // Blocking, like adopted children: foreground deletion of the app waits for it.
+            owner_references: app.controller_owner_ref(&()).map(|r| {
+                vec![OwnerReference {
+                    block_owner_deletion: Some(true),
+                    ..r
+                }]
+            }),
             ..ObjectMeta::default()
         },
         spec: CFProcessSpec {
@@ -66,7 +83,11 @@ pub fn new_process(app: &CFApp, process_type: &str) -> CFProcess {
             log_rate_limit_in_bytes_per_second: None,
             // Only web processes listen; others are healthy while they run.
             health_check: HealthCheck {
-                type_: if web { HealthCheckType::Port } else { HealthCheckType::Process },
+                type_: if web {
+                    HealthCheckType::Port
+                } else {
+                    HealthCheckType::Process
+                },
                 ..HealthCheck::default()
             },
             readiness_health_check: None,
@@ -77,7 +98,10 @@ pub fn new_process(app: &CFApp, process_type: &str) -> CFProcess {
 
 /// The relationship labels adoption puts on a child of `app` (plus its process type, if any).
 pub fn relationship_labels(app: &CFApp, process_type: Option<&str>) -> Vec<(&'static str, String)> {
-    let mut labels = vec![(APP_GUID, app.name_any()), (SPACE_GUID, app.namespace().unwrap_or_default())];
+    let mut labels = vec![
+        (APP_GUID, app.name_any()),
+        (SPACE_GUID, app.namespace().unwrap_or_default()),
+    ];
     labels.extend(process_type.map(|t| (PROCESS_TYPE, t.to_owned())));
     labels
 }
@@ -88,7 +112,11 @@ pub fn status(app: &CFApp, processes: &[&CFProcess], outcome: &Result<()>) -> CF
     let current = app.status.clone().unwrap_or_default();
     let generation = app.metadata.generation;
     let common = crate::controller::ready_status(&current.common, generation, outcome, "ProcessesReady");
-    let ready: i32 = processes.iter().filter_map(|p| p.status.as_ref()).map(|s| s.ready_instances).sum();
+    let ready: i32 = processes
+        .iter()
+        .filter_map(|p| p.status.as_ref())
+        .map(|s| s.ready_instances)
+        .sum();
     let wanted: i32 = processes.iter().map(|p| p.spec.instances).sum();
     let started = app.spec.desired_state == AppState::Started;
     let running = started && ready > 0;
@@ -98,13 +126,22 @@ pub fn status(app: &CFApp, processes: &[&CFProcess], outcome: &Result<()>) -> CF
         (true, true) => "InstancesReady",
         (true, false) => "NoReadyInstances",
     };
-    let want = Want { type_: "Running", ok: running, reason, message };
+    let want = Want {
+        type_: "Running",
+        ok: running,
+        reason,
+        message,
+    };
     CFAppStatus {
         common: CommonStatus {
             observed_generation: common.observed_generation,
             conditions: merge(&common.conditions, &[want], generation),
         },
-        state: Some(if running { AppState::Started } else { AppState::Stopped }),
+        state: Some(if running {
+            AppState::Started
+        } else {
+            AppState::Stopped
+        }),
         ready_instances: Some(ready),
     }
 }
@@ -115,11 +152,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::{
-        controller::Error,
-        crd::CFProcessStatus,
-        fixtures,
-    };
+    use crate::{controller::Error, crd::CFProcessStatus, fixtures};
 
     fn with_uid(mut app: CFApp) -> CFApp {
         app.metadata.uid = Some("uid-a1".into());
@@ -130,8 +163,11 @@ mod tests {
     #[test]
     fn every_droplet_type_gets_a_process_plus_web() {
         let mut droplet = fixtures::droplet("d1", "a1", "img");
-        droplet.spec.process_types =
-            [("worker".to_owned(), "w".to_owned()), ("Bad Type".to_owned(), "x".to_owned())].into();
+        droplet.spec.process_types = [
+            ("worker".to_owned(), "w".to_owned()),
+            ("Bad Type".to_owned(), "x".to_owned()),
+        ]
+        .into();
         let types: Vec<String> = process_types(Some(&droplet)).into_iter().collect();
         assert_eq!(types, ["web", "worker"]);
         assert_eq!(process_types(None).into_iter().collect::<Vec<_>>(), ["web"]);
@@ -195,22 +231,34 @@ mod tests {
     fn app_is_started_only_with_ready_instances() {
         let process = |ready| {
             let mut p = fixtures::process("a1-web", "a1", "web").instances(2);
-            p.status = Some(CFProcessStatus { ready_instances: ready, ..CFProcessStatus::default() });
+            p.status = Some(CFProcessStatus {
+                ready_instances: ready,
+                ..CFProcessStatus::default()
+            });
             p
         };
         let (none, two) = (process(0), process(2));
         let app = fixtures::app("a1", "my-app").started();
         let s = status(&app, &[&two], &Ok(()));
         assert_eq!((s.state, s.ready_instances), (Some(AppState::Started), Some(2)));
-        assert_eq!(s.common.condition("Running").unwrap().message, "2/2 instances ready");
+        assert_eq!(
+            s.common.condition("Running").unwrap().message,
+            "2/2 instances ready"
+        );
         let s = status(&app, &[&none], &Ok(()));
         assert_eq!(s.state, Some(AppState::Stopped));
         assert_eq!(s.common.condition("Running").unwrap().reason, "NoReadyInstances");
         let s = status(&fixtures::app("a1", "my-app"), &[&two], &Ok(()));
         assert_eq!(s.state, Some(AppState::Stopped));
-        let no_droplet = Err(Error::Invalid { reason: "NoDroplet", message: "the app has no current droplet".into() });
+        let no_droplet = Err(Error::Invalid {
+            reason: "NoDroplet",
+            message: "the app has no current droplet".into(),
+        });
         let s = status(&app, &[], &no_droplet);
         let ready = s.common.condition("Ready").unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "NoDroplet"));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "NoDroplet")
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use kube::{
     Api, Resource, ResourceExt,
-    api::PostParams,
+    api::{ListParams, PostParams},
     core::DeserializeGuard,
     runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
 };
@@ -20,9 +20,16 @@ use crate::{
     labels::FIELD_MANAGER,
 };
 
-fn app_ref(caches: &Caches, namespace: Option<String>, app: &str) -> Option<ObjectRef<DeserializeGuard<CFApp>>> {
+fn app_ref(
+    caches: &Caches,
+    namespace: Option<String>,
+    app: &str,
+) -> Option<ObjectRef<DeserializeGuard<CFApp>>> {
     let namespace = namespace?;
-    caches.apps.get(&ObjectRef::new(app).within(&namespace)).map(|_| ObjectRef::new(app).within(&namespace))
+    caches
+        .apps
+        .get(&ObjectRef::new(app).within(&namespace))
+        .map(|_| ObjectRef::new(app).within(&namespace))
 }
 
 /// Runs the CFApp reconciler until `shutdown`.
@@ -32,13 +39,25 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let (c1, c2) = (ctx.caches.clone(), ctx.caches.clone());
     Controller::new(api, watcher::Config::default())
         // Processes report the ready instances the app sums; kubectl-made ones need labels.
-        .watches(Api::<DeserializeGuard<CFProcess>>::all(client.clone()), watcher::Config::default(), move |p| {
-            p.0.as_ref().ok().and_then(|p| app_ref(&c1, p.namespace(), &p.spec.app_guid))
-        })
+        .watches(
+            Api::<DeserializeGuard<CFProcess>>::all(client.clone()),
+            watcher::Config::default(),
+            move |p| {
+                p.0.as_ref()
+                    .ok()
+                    .and_then(|p| app_ref(&c1, p.namespace(), &p.spec.app_guid))
+            },
+        )
         // A droplet being staged (or appearing) decides the process types and the Ready reason.
-        .watches(Api::<DeserializeGuard<CFDroplet>>::all(client), watcher::Config::default(), move |d| {
-            d.0.as_ref().ok().and_then(|d| app_ref(&c2, d.namespace(), &d.spec.app_guid))
-        })
+        .watches(
+            Api::<DeserializeGuard<CFDroplet>>::all(client),
+            watcher::Config::default(),
+            move |d| {
+                d.0.as_ref()
+                    .ok()
+                    .and_then(|d| app_ref(&c2, d.namespace(), &d.spec.app_guid))
+            },
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, super::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
@@ -53,40 +72,47 @@ async fn reconcile(object: Arc<DeserializeGuard<CFApp>>, ctx: Arc<Context>) -> R
     let namespace = app.namespace().unwrap_or_default();
     let outcome = apply(app, &ctx, &namespace).await;
     // status
-    let processes = processes_of(&ctx, &namespace, &app.name_any());
-    let processes: Vec<&CFProcess> = processes.iter().map(AsRef::as_ref).collect();
+    let processes = processes_of(&ctx, &namespace, &app.name_any()).await?;
+    let processes: Vec<&CFProcess> = processes.iter().collect();
     let status = build::status(app, &processes, &outcome);
     let api: Api<CFApp> = Api::namespaced(ctx.client.clone(), &namespace);
     super::apply::status(&api, app, app.status.as_ref(), status).await?;
     super::requeue(&ctx, app, outcome)
 }
 
-fn processes_of(ctx: &Context, namespace: &str, app: &str) -> Vec<Arc<CFProcess>> {
-    ctx.caches
-        .processes
-        .state()
-        .into_iter()
-        .filter(|p| p.namespace().as_deref() == Some(namespace) && p.spec.app_guid == app)
-        .collect()
+/// The app's processes, from the API server: a process's status change wakes us on another
+/// watch than the cache's, which may not hold it yet, and nothing would wake us to correct a
+/// stale sum of ready instances.
+async fn processes_of(ctx: &Context, namespace: &str, app: &str) -> Result<Vec<CFProcess>> {
+    let api: Api<CFProcess> = Api::namespaced(ctx.client.clone(), namespace);
+    Ok(api
+        .list(&ListParams::default().fields(&format!("spec.appGuid={app}")))
+        .await?
+        .items)
 }
 
 async fn apply(app: &CFApp, ctx: &Context, namespace: &str) -> Result<()> {
     // resolve: without a usable droplet the app still gets its web process, and reports why
     // nothing runs
     let droplet = resolve_droplet(ctx, app, app.spec.current_droplet_guid.as_deref());
-    let existing = processes_of(ctx, namespace, &app.name_any());
+    let existing = processes_of(ctx, namespace, &app.name_any()).await?;
     // build (pure)
     let types = build::process_types(droplet.as_deref().ok());
     // apply
     let api: Api<CFProcess> = Api::namespaced(ctx.client.clone(), namespace);
     for process in &existing {
         let labels = build::relationship_labels(app, Some(&process.spec.process_type));
-        super::adopt::adopt(&api, process.as_ref(), app, &labels).await?;
+        super::adopt::adopt(&api, process, app, &labels).await?;
     }
     // Matched by type, not name: a kubectl-made process may have any name.
-    let missing = types.iter().filter(|t| !existing.iter().any(|p| &p.spec.process_type == *t));
+    let missing = types
+        .iter()
+        .filter(|t| !existing.iter().any(|p| &p.spec.process_type == *t));
     for process_type in missing {
-        let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PostParams::default()
+        };
         match api.create(&params, &build::new_process(app, process_type)).await {
             Ok(_) => {}
             // Created already; the cache has not caught up.

@@ -50,16 +50,26 @@ pub enum Outcome {
 
 /// The labels a build is adopted with.
 pub fn labels(build: &CFBuild) -> Vec<(&'static str, String)> {
-    vec![(APP_GUID, build.spec.app_guid.clone()), (PACKAGE_GUID, build.spec.package_guid.clone())]
+    vec![
+        (APP_GUID, build.spec.app_guid.clone()),
+        (PACKAGE_GUID, build.spec.package_guid.clone()),
+    ]
 }
 
 /// Whether the build is STAGED or FAILED: then it never changes again.
 pub fn is_final(build: &CFBuild) -> bool {
-    matches!(build.status.as_ref().and_then(|s| s.state), Some(BuildState::Staged | BuildState::Failed))
+    matches!(
+        build.status.as_ref().and_then(|s| s.state),
+        Some(BuildState::Staged | BuildState::Failed)
+    )
 }
 
 fn not_supported(lifecycle: LifecycleType) -> Plan {
-    let name = if lifecycle == LifecycleType::Cnb { "cnb" } else { "buildpack" };
+    let name = if lifecycle == LifecycleType::Cnb {
+        "cnb"
+    } else {
+        "buildpack"
+    };
     Plan::Fail {
         reason: "StagingNotSupported",
         error: format!(
@@ -85,7 +95,9 @@ pub fn plan(
     let Some(package) = package else {
         return Err(Error::Waiting {
             reason: "PackageNotFound",
-            message: format!("CFPackage {package_guid:?} does not exist in this space; staging starts when it does"),
+            message: format!(
+                "CFPackage {package_guid:?} does not exist in this space; staging starts when it does"
+            ),
         });
     };
     if package.spec.app_guid != build.spec.app_guid {
@@ -98,18 +110,25 @@ pub fn plan(
         });
     }
     if package.spec.type_ == PackageType::Bits {
-        let app_lifecycle = app.map(|a| a.spec.lifecycle.type_).filter(|l| *l != LifecycleType::Docker);
+        let app_lifecycle = app
+            .map(|a| a.spec.lifecycle.type_)
+            .filter(|l| *l != LifecycleType::Docker);
         return Ok(not_supported(app_lifecycle.unwrap_or(LifecycleType::Buildpack)));
     }
     let state = package.status.as_ref().and_then(|s| s.state);
     if state != Some(PackageState::Ready) {
         // The state as CF spells it (`AWAITING_UPLOAD`), which is how the CRD serializes it.
-        let state = state.and_then(|s| serde_json::to_value(s).ok()).and_then(|v| v.as_str().map(str::to_owned));
+        let state = state
+            .and_then(|s| serde_json::to_value(s).ok())
+            .and_then(|v| v.as_str().map(str::to_owned));
         let message = match state {
             Some(state) => format!("CFPackage {package_guid:?} is {state}, not READY"),
             None => format!("CFPackage {package_guid:?} is not READY yet"),
         };
-        return Err(Error::Waiting { reason: "PackageNotReady", message });
+        return Err(Error::Waiting {
+            reason: "PackageNotReady",
+            message,
+        });
     }
     let Some(app) = app else {
         return Err(Error::Waiting {
@@ -166,23 +185,39 @@ pub fn droplet(build: &CFBuild, package: &CFPackage, app: &CFApp) -> CFDroplet {
 pub fn status(build: &CFBuild, outcome: &Result<Outcome>) -> CFBuildStatus {
     let current = build.status.clone().unwrap_or_default();
     let generation = build.metadata.generation;
-    let want = |type_, ok, reason, message| status::Want { type_, ok, reason, message };
+    let want = |type_, ok, reason, message| status::Want {
+        type_,
+        ok,
+        reason,
+        message,
+    };
     let (state, error, droplet_guid, wanted) = match outcome {
         Ok(Outcome::Staged { droplet }) => (
             BuildState::Staged,
             None,
             Some(droplet.clone()),
-            vec![want(SUCCEEDED, true, "Staged", String::new()), want(READY, true, "Staged", String::new())],
+            vec![
+                want(SUCCEEDED, true, "Staged", String::new()),
+                want(READY, true, "Staged", String::new()),
+            ],
         ),
         Ok(Outcome::Failed { reason, error }) => (
             BuildState::Failed,
             Some(error.clone()),
             None,
-            vec![want(SUCCEEDED, false, reason, error.clone()), want(READY, false, reason, error.clone())],
+            vec![
+                want(SUCCEEDED, false, reason, error.clone()),
+                want(READY, false, reason, error.clone()),
+            ],
         ),
         Err(e) => {
             let (reason, message) = e.condition();
-            (BuildState::Staging, None, None, vec![want(READY, false, reason, message)])
+            (
+                BuildState::Staging,
+                None,
+                None,
+                vec![want(READY, false, reason, message)],
+            )
         }
     };
     CFBuildStatus {
@@ -214,7 +249,10 @@ mod tests {
     }
 
     fn ready(mut package: CFPackage) -> CFPackage {
-        package.status = Some(CFPackageStatus { state: Some(PackageState::Ready), ..CFPackageStatus::default() });
+        package.status = Some(CFPackageStatus {
+            state: Some(PackageState::Ready),
+            ..CFPackageStatus::default()
+        });
         package
     }
 
@@ -246,13 +284,22 @@ mod tests {
 
     #[test]
     fn a_docker_build_makes_the_droplet_of_the_package_image() {
-        let mut package = ready(fixtures::docker_package("pkg-1", "app-1", "registry.example/team/app:v2"));
-        package.spec.credentials = Some(SecretRef { name: "creds".to_owned() });
+        let mut package = ready(fixtures::docker_package(
+            "pkg-1",
+            "app-1",
+            "registry.example/team/app:v2",
+        ));
+        package.spec.credentials = Some(SecretRef {
+            name: "creds".to_owned(),
+        });
         let Ok(Plan::Stage(droplet)) = plan(&build(), Some(&package), Some(&app()), None) else {
             panic!("expected a droplet");
         };
         let mut value = serde_json::to_value(&droplet).unwrap();
-        value["metadata"]["annotations"].as_object_mut().unwrap().remove("kubefoundry.dev/applied-hash");
+        value["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove("kubefoundry.dev/applied-hash");
         assert_eq!(
             value,
             json!({
@@ -301,10 +348,16 @@ mod tests {
             )
         );
         let mut cnb = build();
-        cnb.spec.lifecycle = Some(Lifecycle { type_: LifecycleType::Cnb, ..Lifecycle::default() });
+        cnb.spec.lifecycle = Some(Lifecycle {
+            type_: LifecycleType::Cnb,
+            ..Lifecycle::default()
+        });
         let (reason, error) = fail_error(plan(&cnb, None, None, None));
         assert_eq!(reason, "StagingNotSupported");
-        assert!(error.starts_with("StagingError - cnb staging is not supported yet"), "{error}");
+        assert!(
+            error.starts_with("StagingError - cnb staging is not supported yet"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -312,7 +365,10 @@ mod tests {
         let package = ready(fixtures::docker_package("pkg-1", "app-2", "nginx"));
         assert_eq!(
             fail_error(plan(&build(), Some(&package), Some(&app()), None)),
-            ("PackageOfAnotherApp", "StagingError - package pkg-1 belongs to app app-2, not to app app-1".to_owned())
+            (
+                "PackageOfAnotherApp",
+                "StagingError - package pkg-1 belongs to app app-2, not to app app-1".to_owned()
+            )
         );
     }
 
@@ -328,11 +384,17 @@ mod tests {
         let fresh = fixtures::docker_package("pkg-1", "app-1", "nginx");
         assert_eq!(
             wait_reason(plan(&build(), Some(&fresh), Some(&app()), None)),
-            ("PackageNotReady", "CFPackage \"pkg-1\" is not READY yet".to_owned())
+            (
+                "PackageNotReady",
+                "CFPackage \"pkg-1\" is not READY yet".to_owned()
+            )
         );
         assert_eq!(
             wait_reason(plan(&build(), Some(&ready(fresh)), None, None)),
-            ("AppNotFound", "CFApp \"app-1\" does not exist in this space".to_owned())
+            (
+                "AppNotFound",
+                "CFApp \"app-1\" does not exist in this space".to_owned()
+            )
         );
     }
 
@@ -340,16 +402,26 @@ mod tests {
     fn a_droplet_of_someone_else_is_never_taken_over() {
         let package = ready(fixtures::docker_package("pkg-1", "app-1", "nginx"));
         let squatter = fixtures::droplet("build-1", "app-1", "other");
-        assert_eq!(fail_error(plan(&build(), Some(&package), Some(&app()), Some(&squatter))).0, "DropletExists");
-        let Ok(Plan::Stage(ours)) = plan(&build(), Some(&package), Some(&app()), None) else { panic!() };
-        assert!(matches!(plan(&build(), Some(&package), Some(&app()), Some(&ours)), Ok(Plan::Stage(_))));
+        assert_eq!(
+            fail_error(plan(&build(), Some(&package), Some(&app()), Some(&squatter))).0,
+            "DropletExists"
+        );
+        let Ok(Plan::Stage(ours)) = plan(&build(), Some(&package), Some(&app()), None) else {
+            panic!()
+        };
+        assert!(matches!(
+            plan(&build(), Some(&package), Some(&app()), Some(&ours)),
+            Ok(Plan::Stage(_))
+        ));
     }
 
     #[test]
     fn status_of_a_staged_build() {
         let mut value = serde_json::to_value(status(
             &build(),
-            &Ok(Outcome::Staged { droplet: "build-1".to_owned() }),
+            &Ok(Outcome::Staged {
+                droplet: "build-1".to_owned(),
+            }),
         ))
         .unwrap();
         without_time(&mut value);
@@ -372,7 +444,10 @@ mod tests {
         let error = "StagingError - no".to_owned();
         let mut value = serde_json::to_value(status(
             &build(),
-            &Ok(Outcome::Failed { reason: "StagingNotSupported", error: error.clone() }),
+            &Ok(Outcome::Failed {
+                reason: "StagingNotSupported",
+                error: error.clone(),
+            }),
         ))
         .unwrap();
         without_time(&mut value);
@@ -392,7 +467,10 @@ mod tests {
 
     #[test]
     fn status_of_a_waiting_build() {
-        let waiting = Err(Error::Waiting { reason: "PackageNotFound", message: "where".to_owned() });
+        let waiting = Err(Error::Waiting {
+            reason: "PackageNotFound",
+            message: "where".to_owned(),
+        });
         let mut value = serde_json::to_value(status(&build(), &waiting)).unwrap();
         without_time(&mut value);
         assert_eq!(
@@ -411,13 +489,27 @@ mod tests {
     fn staged_and_failed_builds_are_final() {
         let mut b = build();
         assert!(!is_final(&b));
-        b.status = Some(status(&b, &Err(Error::Waiting { reason: "X", message: String::new() })));
+        b.status = Some(status(
+            &b,
+            &Err(Error::Waiting {
+                reason: "X",
+                message: String::new(),
+            }),
+        ));
         assert!(!is_final(&b));
-        b.status = Some(status(&b, &Ok(Outcome::Staged { droplet: "d".to_owned() })));
+        b.status = Some(status(
+            &b,
+            &Ok(Outcome::Staged {
+                droplet: "d".to_owned(),
+            }),
+        ));
         assert!(is_final(&b));
         assert_eq!(
             labels(&b),
-            vec![("kubefoundry.dev/app-guid", "app-1".to_owned()), ("kubefoundry.dev/package-guid", "pkg-1".to_owned())]
+            vec![
+                ("kubefoundry.dev/app-guid", "app-1".to_owned()),
+                ("kubefoundry.dev/package-guid", "pkg-1".to_owned())
+            ]
         );
     }
 }

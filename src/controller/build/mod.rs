@@ -5,6 +5,8 @@
 //! STAGED and FAILED are final: the spec is immutable, so nothing is ever staged again (a
 //! deleted droplet stays deleted). Builds are adopted by their app like packages.
 
+// Every reconciler keeps its pure half in `build`; for the CFBuild reconciler that repeats the name.
+#[allow(clippy::module_inception)]
 pub mod build;
 
 use std::sync::Arc;
@@ -22,7 +24,7 @@ use kube::{
 };
 
 use super::{Context, Error, Result, adopt, names};
-use crate::crd::{CFApp, CFBuild, CFDroplet, CFPackage};
+use crate::crd::{CFApp, CFBuild, CFDroplet, CFPackage, PackageState, PackageType};
 
 /// Runs the CFBuild reconciler until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
@@ -33,12 +35,20 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     Controller::new(api, watcher::Config::default())
         // A waiting build stages as soon as its package is READY (or appears).
         .watches(packages, watcher::Config::default(), move |p| {
-            matching(&by_package, p.namespace(), |b| b.spec.package_guid == p.name_any() && !build::is_final(b))
+            matching(&by_package, p.namespace(), |b| {
+                b.spec.package_guid == p.name_any() && !build::is_final(b)
+            })
         })
         // ... or its app appears; every build of an app is adopted once the app exists.
-        .watches(apps, watcher::Config::default(), move |a| matching(&by_app, a.namespace(), |b| b.spec.app_guid == a.name_any()))
+        .watches(apps, watcher::Config::default(), move |a| {
+            matching(&by_app, a.namespace(), |b| b.spec.app_guid == a.name_any())
+        })
         .graceful_shutdown_on(shutdown)
-        .run(super::metrics::instrument("CFBuild", reconcile), super::error_policy, ctx)
+        .run(
+            super::metrics::instrument("CFBuild", reconcile),
+            super::error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }
@@ -65,18 +75,37 @@ async fn reconcile(object: Arc<DeserializeGuard<CFBuild>>, ctx: Arc<Context>) ->
     let build = object.0.as_ref().map_err(|e| Error::Deserialize(e.to_string()))?;
     let namespace = build.namespace().unwrap_or_default();
     let api: Api<CFBuild> = Api::namespaced(ctx.client.clone(), &namespace);
-    // resolve
-    let app = ctx.caches.apps.get(&in_space(&build.spec.app_guid, &namespace));
-    let adopted = match &app {
-        Some(app) => adopt::adopt(&api, build, app, &build::labels(build)).await.map(|_| ()),
-        None => Ok(()),
-    };
+    // resolve the app, which adopts the build whatever its state
+    let client = &ctx.client;
+    let adopted = async {
+        let app = adopt::cached_or_live(client, &ctx.caches.apps, &namespace, &build.spec.app_guid, |_| {
+            true
+        })
+        .await?;
+        if let Some(app) = &app {
+            adopt::adopt(&api, build, app, &build::labels(build)).await?;
+        }
+        Ok(app)
+    }
+    .await;
     if build::is_final(build) || build.metadata.deletion_timestamp.is_some() {
-        return super::requeue(&ctx, build, adopted);
+        return super::requeue(&ctx, build, adopted.map(|_| ()));
     }
     let outcome = async {
-        adopted?;
-        let package = ctx.caches.packages.get(&in_space(&build.spec.package_guid, &namespace));
+        let app = adopted?;
+        // Anything but a READY docker package makes the build wait (or fail, for bits).
+        let usable = |p: &CFPackage| {
+            p.spec.type_ == PackageType::Bits
+                || p.status.as_ref().and_then(|s| s.state) == Some(PackageState::Ready)
+        };
+        let package = adopt::cached_or_live(
+            client,
+            &ctx.caches.packages,
+            &namespace,
+            &build.spec.package_guid,
+            usable,
+        )
+        .await?;
         let droplet_name = names::droplet_of_build(&build.name_any());
         let existing = ctx.caches.droplets.get(&in_space(&droplet_name, &namespace));
         // build (pure)
@@ -86,7 +115,9 @@ async fn reconcile(object: Arc<DeserializeGuard<CFBuild>>, ctx: Arc<Context>) ->
                 // apply
                 let droplets: Api<CFDroplet> = Api::namespaced(ctx.client.clone(), &namespace);
                 super::apply::apply(&droplets, &droplet, existing.as_deref()).await?;
-                Ok(build::Outcome::Staged { droplet: droplet_name })
+                Ok(build::Outcome::Staged {
+                    droplet: droplet_name,
+                })
             }
         }
     }

@@ -9,7 +9,9 @@ use serde_json::json;
 
 use crate::{
     controller::{Error, Result, apply::stamp, names, status},
-    crd::{BuildState, CFBuild, CFDroplet, CFDropletStatus, CommonStatus, DropletState, LifecycleType, READY},
+    crd::{
+        BuildState, CFBuild, CFDroplet, CFDropletStatus, CommonStatus, DropletState, LifecycleType, READY,
+    },
     labels::{APP_GUID, BUILD_GUID, MANAGED_BY, MANAGED_BY_VALUE, PACKAGE_GUID, SPACE_GUID},
 };
 
@@ -72,7 +74,9 @@ pub fn source(droplet: &CFDroplet, build: Option<&CFBuild>) -> Result<Source> {
     match status.and_then(|s| s.state) {
         Some(BuildState::Failed) => Ok(Source::Failed {
             reason: "BuildFailed",
-            error: status.and_then(|s| s.error.clone()).unwrap_or_else(|| format!("build {build_guid} failed")),
+            error: status
+                .and_then(|s| s.error.clone())
+                .unwrap_or_else(|| format!("build {build_guid} failed")),
         }),
         Some(BuildState::Staged) => Ok(Source::Failed {
             reason: "NoImage",
@@ -105,10 +109,16 @@ pub fn registry_host(image: &str) -> String {
 pub fn credentials(secret: &Secret) -> Result<(String, String)> {
     let name = secret.name_any();
     let key = |k: &str| {
-        let value = secret.data.as_ref().and_then(|d| d.get(k)).ok_or_else(|| Error::Invalid {
-            reason: "InvalidCredentials",
-            message: format!("Secret {name:?} has no {k:?} key; registry credentials need `username` and `password`"),
-        })?;
+        let value = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(k))
+            .ok_or_else(|| Error::Invalid {
+                reason: "InvalidCredentials",
+                message: format!(
+                    "Secret {name:?} has no {k:?} key; registry credentials need `username` and `password`"
+                ),
+            })?;
         String::from_utf8(value.0.clone()).map_err(|_| Error::Invalid {
             reason: "InvalidCredentials",
             message: format!("the {k:?} of Secret {name:?} is not UTF-8"),
@@ -153,7 +163,10 @@ pub fn pull_secret(droplet: &CFDroplet, image: &str, username: &str, password: &
             ..ObjectMeta::default()
         },
         type_: Some("kubernetes.io/dockerconfigjson".to_owned()),
-        data: Some(BTreeMap::from([(".dockerconfigjson".to_owned(), ByteString(config.to_string().into_bytes()))])),
+        data: Some(BTreeMap::from([(
+            ".dockerconfigjson".to_owned(),
+            ByteString(config.to_string().into_bytes()),
+        )])),
         ..Secret::default()
     })
 }
@@ -191,7 +204,10 @@ pub fn status(droplet: &CFDroplet, staged: &Result<Outcome>, adoption: &Result<(
             error: Some(error.clone()),
             ..CFDropletStatus::default()
         },
-        Err(_) => CFDropletStatus { common: CommonStatus::default(), ..current.clone() },
+        Err(_) => CFDropletStatus {
+            common: CommonStatus::default(),
+            ..current.clone()
+        },
     };
     let (ok, reason, message) = match (staged, adoption) {
         (Err(e), _) | (Ok(_), Err(e)) => {
@@ -201,7 +217,12 @@ pub fn status(droplet: &CFDroplet, staged: &Result<Outcome>, adoption: &Result<(
         (Ok(Outcome::Failed { reason, error }), Ok(())) => (false, *reason, error.clone()),
         (Ok(Outcome::Staged { .. }), Ok(())) => (true, "Staged", String::new()),
     };
-    let want = status::Want { type_: READY, ok, reason, message };
+    let want = status::Want {
+        type_: READY,
+        ok,
+        reason,
+        message,
+    };
     CFDropletStatus {
         common: CommonStatus {
             observed_generation: generation,
@@ -240,8 +261,15 @@ mod tests {
 
     fn secret(data: &[(&str, &str)]) -> Secret {
         Secret {
-            metadata: ObjectMeta { name: Some("creds".to_owned()), ..ObjectMeta::default() },
-            data: Some(data.iter().map(|(k, v)| ((*k).to_owned(), ByteString(v.as_bytes().to_vec()))).collect()),
+            metadata: ObjectMeta {
+                name: Some("creds".to_owned()),
+                ..ObjectMeta::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| ((*k).to_owned(), ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
             ..Secret::default()
         }
     }
@@ -256,7 +284,10 @@ mod tests {
             ("docker.io/team/app", DOCKER_HUB),
             ("index.docker.io/team/app", DOCKER_HUB),
             ("ghcr.io/org/app:v1", "ghcr.io"),
-            ("registry.example.com:5000/team/app:v2", "registry.example.com:5000"),
+            (
+                "registry.example.com:5000/team/app:v2",
+                "registry.example.com:5000",
+            ),
             ("localhost/app", "localhost"),
             ("localhost:5000/app", "localhost:5000"),
         ] {
@@ -266,9 +297,17 @@ mod tests {
 
     #[test]
     fn the_pull_secret_is_a_docker_config_for_the_images_registry() {
-        let secret = pull_secret(&droplet(), "registry.example.com:5000/team/app:v2", "alice", "s3cret");
+        let secret = pull_secret(
+            &droplet(),
+            "registry.example.com:5000/team/app:v2",
+            "alice",
+            "s3cret",
+        );
         let mut value = serde_json::to_value(&secret).unwrap();
-        value["metadata"]["annotations"].as_object_mut().unwrap().remove("kubefoundry.dev/applied-hash");
+        value["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove("kubefoundry.dev/applied-hash");
         let config: Value =
             serde_json::from_slice(&secret.data.as_ref().unwrap()[".dockerconfigjson"].0).unwrap();
         value["data"][".dockerconfigjson"] = config;
@@ -316,7 +355,9 @@ mod tests {
             credentials(&secret(&[("username", "u"), ("password", "p")])).unwrap(),
             ("u".to_owned(), "p".to_owned())
         );
-        let Err(e) = credentials(&secret(&[("username", "u")])) else { panic!() };
+        let Err(e) = credentials(&secret(&[("username", "u")])) else {
+            panic!()
+        };
         assert!(e.is_permanent());
         assert_eq!(
             e.condition(),
@@ -331,8 +372,12 @@ mod tests {
     #[test]
     fn a_docker_droplet_is_staged_with_web_and_the_default_port() {
         let mut d = droplet();
-        d.spec.credentials = Some(SecretRef { name: "creds".to_owned() });
-        d.spec.process_types.insert("worker".to_owned(), "bin/work".to_owned());
+        d.spec.credentials = Some(SecretRef {
+            name: "creds".to_owned(),
+        });
+        d.spec
+            .process_types
+            .insert("worker".to_owned(), "bin/work".to_owned());
         let staged = Ok(Outcome::Staged {
             image: "nginx:1.27".to_owned(),
             pull_secret: Some("drop-1-image-pull".to_owned()),
@@ -357,17 +402,28 @@ mod tests {
     fn a_buildpack_droplet_keeps_only_its_own_process_types() {
         let mut d = droplet();
         d.spec.lifecycle = LifecycleType::Buildpack;
-        d.spec.process_types.insert("web".to_owned(), "bundle exec rackup".to_owned());
-        assert_eq!(process_types(&d), BTreeMap::from([("web".to_owned(), "bundle exec rackup".to_owned())]));
+        d.spec
+            .process_types
+            .insert("web".to_owned(), "bundle exec rackup".to_owned());
+        assert_eq!(
+            process_types(&d),
+            BTreeMap::from([("web".to_owned(), "bundle exec rackup".to_owned())])
+        );
     }
 
     /// Waiting changes only `Ready`: a droplet that was STAGED keeps its fields.
     #[test]
     fn a_waiting_droplet_keeps_its_last_fields() {
         let mut d = droplet();
-        let staged = Ok(Outcome::Staged { image: "nginx:1.27".to_owned(), pull_secret: None });
+        let staged = Ok(Outcome::Staged {
+            image: "nginx:1.27".to_owned(),
+            pull_secret: None,
+        });
         d.status = Some(status(&d, &staged, &Ok(())));
-        let missing = Err(Error::Waiting { reason: "CredentialsNotFound", message: "no creds".to_owned() });
+        let missing = Err(Error::Waiting {
+            reason: "CredentialsNotFound",
+            message: "no creds".to_owned(),
+        });
         assert_eq!(
             json_of(&status(&d, &missing, &Ok(()))),
             json!({
@@ -383,14 +439,23 @@ mod tests {
         );
         // Without a past, a waiting droplet has no state yet.
         let fresh = droplet();
-        let missing = Err(Error::Waiting { reason: "CredentialsNotFound", message: "no creds".to_owned() });
+        let missing = Err(Error::Waiting {
+            reason: "CredentialsNotFound",
+            message: "no creds".to_owned(),
+        });
         assert_eq!(json_of(&status(&fresh, &missing, &Ok(())))["state"], Value::Null);
     }
 
     #[test]
     fn a_droplet_without_its_app_is_staged_but_not_ready() {
-        let staged = Ok(Outcome::Staged { image: "nginx:1.27".to_owned(), pull_secret: None });
-        let adoption = Err(Error::Waiting { reason: "AppNotFound", message: "no app".to_owned() });
+        let staged = Ok(Outcome::Staged {
+            image: "nginx:1.27".to_owned(),
+            pull_secret: None,
+        });
+        let adoption = Err(Error::Waiting {
+            reason: "AppNotFound",
+            message: "no app".to_owned(),
+        });
         let value = json_of(&status(&droplet(), &staged, &adoption));
         assert_eq!(value["state"], "STAGED");
         assert_eq!(
@@ -407,7 +472,10 @@ mod tests {
         let Err(e) = source(&d, None) else { panic!() };
         assert_eq!(
             e.condition(),
-            ("BuildNotStaged", "waiting for CFBuild \"build-1\" to stage this droplet's image".to_owned())
+            (
+                "BuildNotStaged",
+                "waiting for CFBuild \"build-1\" to stage this droplet's image".to_owned()
+            )
         );
         let mut build = fixtures::build("build-1", "app-1", "pkg-1");
         build.status = Some(CFBuildStatus {
@@ -416,8 +484,17 @@ mod tests {
             ..CFBuildStatus::default()
         });
         let failed = source(&d, Some(&build)).unwrap();
-        assert_eq!(failed, Source::Failed { reason: "BuildFailed", error: "StagingError - boom".to_owned() });
-        let outcome = Ok(Outcome::Failed { reason: "BuildFailed", error: "StagingError - boom".to_owned() });
+        assert_eq!(
+            failed,
+            Source::Failed {
+                reason: "BuildFailed",
+                error: "StagingError - boom".to_owned()
+            }
+        );
+        let outcome = Ok(Outcome::Failed {
+            reason: "BuildFailed",
+            error: "StagingError - boom".to_owned(),
+        });
         assert_eq!(
             json_of(&status(&d, &outcome, &Ok(()))),
             json!({
@@ -429,7 +506,10 @@ mod tests {
                 "error": "StagingError - boom",
             })
         );
-        assert_eq!(source(&droplet(), None).unwrap(), Source::Image("nginx:1.27".to_owned()));
+        assert_eq!(
+            source(&droplet(), None).unwrap(),
+            Source::Image("nginx:1.27".to_owned())
+        );
     }
 
     #[test]

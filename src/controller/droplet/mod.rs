@@ -30,14 +30,20 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let secrets: Api<Secret> = Api::all(ctx.client.clone());
     let builds: Api<CFBuild> = Api::all(ctx.client.clone());
     let apps: Api<CFApp> = Api::all(ctx.client.clone());
-    let (by_secret, by_build, by_app) =
-        (ctx.caches.droplets.clone(), ctx.caches.droplets.clone(), ctx.caches.droplets.clone());
+    let (by_secret, by_build, by_app) = (
+        ctx.caches.droplets.clone(),
+        ctx.caches.droplets.clone(),
+        ctx.caches.droplets.clone(),
+    );
     Controller::new(api, watcher::Config::default())
         // Every Secret, not only managed ones: credentials Secrets are the user's and unlabelled.
         // A change to one (or to a pull Secret the droplet owns) rebuilds the pull Secret.
         .watches(secrets, watcher::Config::default(), move |s| {
             let name = s.name_any();
-            let owner = s.owner_references().iter().find(|r| r.controller == Some(true) && r.kind == "CFDroplet");
+            let owner = s
+                .owner_references()
+                .iter()
+                .find(|r| r.controller == Some(true) && r.kind == "CFDroplet");
             let owner = owner.map(|r| r.name.clone());
             matching(&by_secret, s.namespace(), |d| {
                 owner.as_deref() == Some(d.name_any().as_str())
@@ -45,12 +51,20 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             })
         })
         .watches(builds, watcher::Config::default(), move |b| {
-            matching(&by_build, b.namespace(), |d| d.spec.image.is_none() && d.spec.build_guid == Some(b.name_any()))
+            matching(&by_build, b.namespace(), |d| {
+                d.spec.image.is_none() && d.spec.build_guid == Some(b.name_any())
+            })
         })
         // A droplet made before its app is adopted once the app appears.
-        .watches(apps, watcher::Config::default(), move |a| matching(&by_app, a.namespace(), |d| d.spec.app_guid == a.name_any()))
+        .watches(apps, watcher::Config::default(), move |a| {
+            matching(&by_app, a.namespace(), |d| d.spec.app_guid == a.name_any())
+        })
         .graceful_shutdown_on(shutdown)
-        .run(super::metrics::instrument("CFDroplet", reconcile), super::error_policy, ctx)
+        .run(
+            super::metrics::instrument("CFDroplet", reconcile),
+            super::error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }
@@ -77,14 +91,24 @@ async fn reconcile(object: Arc<DeserializeGuard<CFDroplet>>, ctx: Arc<Context>) 
     let namespace = droplet.namespace().unwrap_or_default();
     let api: Api<CFDroplet> = Api::namespaced(ctx.client.clone(), &namespace);
     // resolve: the app, which adopts the droplet
-    let app = ctx.caches.apps.get(&ObjectRef::new(&droplet.spec.app_guid).within(&namespace));
-    let adoption = match &app {
-        Some(app) => adopt::adopt(&api, droplet, app, &build::labels(droplet)).await.map(|_| ()),
-        None => Err(Error::Waiting {
+    let adoption = async {
+        let app = adopt::cached_or_live(
+            &ctx.client,
+            &ctx.caches.apps,
+            &namespace,
+            &droplet.spec.app_guid,
+            |_| true,
+        )
+        .await?
+        .ok_or_else(|| Error::Waiting {
             reason: "AppNotFound",
             message: format!("CFApp {:?} does not exist in this space", droplet.spec.app_guid),
-        }),
-    };
+        })?;
+        adopt::adopt(&api, droplet, &app, &build::labels(droplet))
+            .await
+            .map(|_| ())
+    }
+    .await;
     let staged = stage(droplet, &namespace, &ctx).await;
     // status
     let before = droplet.status.clone().unwrap_or_default();
@@ -96,24 +120,40 @@ async fn reconcile(object: Arc<DeserializeGuard<CFDroplet>>, ctx: Arc<Context>) 
 
 /// Resolves the image and puts the pull Secret in place.
 async fn stage(droplet: &CFDroplet, namespace: &str, ctx: &Context) -> Result<build::Outcome> {
-    let build_of = droplet.spec.build_guid.as_ref().and_then(|b| ctx.caches.builds.get(&ObjectRef::new(b).within(namespace)));
+    let build_of = droplet
+        .spec
+        .build_guid
+        .as_ref()
+        .and_then(|b| ctx.caches.builds.get(&ObjectRef::new(b).within(namespace)));
     let image = match build::source(droplet, build_of.as_deref())? {
         build::Source::Failed { reason, error } => return Ok(build::Outcome::Failed { reason, error }),
         build::Source::Image(image) => image,
     };
     let Some(credentials) = &droplet.spec.credentials else {
-        return Ok(build::Outcome::Staged { image, pull_secret: None });
+        return Ok(build::Outcome::Staged {
+            image,
+            pull_secret: None,
+        });
     };
     // The credentials Secret is the user's (unlabelled, so not cached): read it directly.
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let secret = secrets.get_opt(&credentials.name).await?.ok_or_else(|| Error::Waiting {
-        reason: "CredentialsNotFound",
-        message: format!("Secret {:?} with the registry credentials does not exist in this space", credentials.name),
-    })?;
+    let secret = secrets
+        .get_opt(&credentials.name)
+        .await?
+        .ok_or_else(|| Error::Waiting {
+            reason: "CredentialsNotFound",
+            message: format!(
+                "Secret {:?} with the registry credentials does not exist in this space",
+                credentials.name
+            ),
+        })?;
     let (username, password) = build::credentials(&secret)?;
     // build (pure), apply
     let desired = build::pull_secret(droplet, &image, &username, &password);
     let cached = ctx.caches.secrets.get(&ObjectRef::from_obj(&desired));
     super::apply::apply(&secrets, &desired, cached.as_deref()).await?;
-    Ok(build::Outcome::Staged { image, pull_secret: Some(desired.name_any()) })
+    Ok(build::Outcome::Staged {
+        image,
+        pull_secret: Some(desired.name_any()),
+    })
 }

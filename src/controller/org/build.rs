@@ -18,7 +18,10 @@ use crate::{
 /// The Role in the root namespace that lets the org's members read the CFOrg and list
 /// domains; owned by the CFOrg, so it goes when the org does.
 pub fn reader_role(org: &CFOrg) -> Role {
-    let labels = BTreeMap::from([(MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()), (ORG_GUID.to_owned(), org.name_any())]);
+    let labels = BTreeMap::from([
+        (MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
+        (ORG_GUID.to_owned(), org.name_any()),
+    ]);
     let mut role = org_reader(&org.name_any(), &org.namespace().unwrap_or_default(), labels);
     role.metadata.owner_references = org.controller_owner_ref(&()).map(|r| vec![r]);
     stamp_again(role)
@@ -27,7 +30,13 @@ pub fn reader_role(org: &CFOrg) -> Role {
 /// The org's Namespace: named by the org GUID, labelled with it and the display name.
 pub fn namespace(org: &CFOrg) -> Namespace {
     let guid = org.name_any();
-    stamp(managed_namespace(&guid, "CFOrg", org, &org.spec.display_name, &[(ORG_GUID, guid.clone())]))
+    stamp(managed_namespace(
+        &guid,
+        "CFOrg",
+        org,
+        &org.spec.display_name,
+        &[(ORG_GUID, guid.clone())],
+    ))
 }
 
 #[cfg(test)]
@@ -44,7 +53,10 @@ mod tests {
     fn org_namespace_is_named_and_labelled_by_guid() {
         let ns = namespace(&fixtures::org("5f0c3a", "My Org!"));
         let mut value = serde_json::to_value(&ns).unwrap();
-        value["metadata"]["annotations"].as_object_mut().unwrap().remove("kubefoundry.dev/applied-hash");
+        value["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove("kubefoundry.dev/applied-hash");
         assert_eq!(
             value,
             json!({
@@ -70,6 +82,9 @@ mod tests {
         let a = namespace(&fixtures::org("o1", "a"));
         let b = namespace(&fixtures::org("o1", "b"));
         assert_eq!(a.metadata.name, b.metadata.name);
-        assert_ne!(a.annotations().get("kubefoundry.dev/applied-hash"), b.annotations().get("kubefoundry.dev/applied-hash"));
+        assert_ne!(
+            a.annotations().get("kubefoundry.dev/applied-hash"),
+            b.annotations().get("kubefoundry.dev/applied-hash")
+        );
     }
 }

@@ -32,9 +32,15 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
     Controller::new(api, watcher::Config::default())
         // The owned Namespace changing (or finishing deletion) wakes its owner at once.
-        .watches(namespaces, super::managed(), |ns| namespaces::owner_ref("CFOrg", &ns))
+        .watches(namespaces, super::managed(), |ns| {
+            namespaces::owner_ref("CFOrg", &ns)
+        })
         .graceful_shutdown_on(shutdown)
-        .run(super::metrics::instrument("CFOrg", reconcile), super::error_policy, ctx)
+        .run(
+            super::metrics::instrument("CFOrg", reconcile),
+            super::error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }
@@ -65,19 +71,29 @@ async fn apply(org: &CFOrg, ctx: &Context) -> Result<Action> {
         match applied {
             Ok(_) => {
                 let roles: Api<Role> = Api::namespaced(ctx.client.clone(), &ctx.config.root_namespace);
-                super::apply::apply(&roles, &reader, cached_reader.as_deref()).await.map(|_| ())
+                super::apply::apply(&roles, &reader, cached_reader.as_deref())
+                    .await
+                    .map(|_| ())
             }
             Err(e) => Err(e),
         }
     } else {
         Err(Error::Invalid {
             reason: "WrongNamespace",
-            message: format!("CFOrgs live in the root namespace {:?}", ctx.config.root_namespace),
+            message: format!(
+                "CFOrgs live in the root namespace {:?}",
+                ctx.config.root_namespace
+            ),
         })
     };
     // status
     let status = org.status.clone().unwrap_or_default();
-    let common = super::ready_status(&status.common, org.metadata.generation, &outcome, "NamespaceReady");
+    let common = super::ready_status(
+        &status.common,
+        org.metadata.generation,
+        &outcome,
+        "NamespaceReady",
+    );
     let next = CFOrgStatus { common };
     super::apply::status(&api_of(ctx, org), org, org.status.as_ref(), next.clone()).await?;
     super::events::transition(ctx, org, &status.common, &next.common).await;

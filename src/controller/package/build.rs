@@ -36,22 +36,38 @@ pub fn status(package: &CFPackage, adoption: &Result<(), Error>) -> CFPackageSta
         }
         Ok(()) => match state {
             PackageState::Ready => (true, "PackageReady", String::new()),
-            PackageState::AwaitingUpload => {
-                (false, "AwaitingUpload", "waiting for the app's bits to be uploaded".to_owned())
-            }
-            PackageState::ProcessingUpload => {
-                (false, "ProcessingUpload", "the uploaded bits are being processed".to_owned())
-            }
+            PackageState::AwaitingUpload => (
+                false,
+                "AwaitingUpload",
+                "waiting for the app's bits to be uploaded".to_owned(),
+            ),
+            PackageState::ProcessingUpload => (
+                false,
+                "ProcessingUpload",
+                "the uploaded bits are being processed".to_owned(),
+            ),
             PackageState::Failed => (
                 false,
                 "UploadFailed",
-                current.error.clone().unwrap_or_else(|| "the upload of the package's bits failed".to_owned()),
+                current
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "the upload of the package's bits failed".to_owned()),
             ),
-            PackageState::Copying => (false, "Copying", "the bits are being copied from another package".to_owned()),
+            PackageState::Copying => (
+                false,
+                "Copying",
+                "the bits are being copied from another package".to_owned(),
+            ),
             PackageState::Expired => (false, "Expired", "the package's bits were removed".to_owned()),
         },
     };
-    let want = status::Want { type_: crate::crd::READY, ok, reason, message };
+    let want = status::Want {
+        type_: crate::crd::READY,
+        ok,
+        reason,
+        message,
+    };
     CFPackageStatus {
         common: crate::crd::CommonStatus {
             observed_generation: generation,
@@ -148,7 +164,10 @@ mod tests {
     #[test]
     fn a_package_without_its_app_is_not_ready() {
         let package = generation(fixtures::docker_package("pkg-1", "app-1", "nginx"));
-        let missing = Err(Error::Waiting { reason: "AppNotFound", message: "no app".to_owned() });
+        let missing = Err(Error::Waiting {
+            reason: "AppNotFound",
+            message: "no app".to_owned(),
+        });
         assert_eq!(
             json_of(&status(&package, &missing)),
             json!({

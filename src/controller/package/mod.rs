@@ -33,9 +33,15 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let packages = ctx.caches.packages.clone();
     Controller::new(api, watcher::Config::default())
         // A package applied before its app is adopted as soon as the app appears.
-        .watches(apps, watcher::Config::default(), move |app| of_app(&packages, &app))
+        .watches(apps, watcher::Config::default(), move |app| {
+            of_app(&packages, &app)
+        })
         .graceful_shutdown_on(shutdown)
-        .run(super::metrics::instrument("CFPackage", reconcile), super::error_policy, ctx)
+        .run(
+            super::metrics::instrument("CFPackage", reconcile),
+            super::error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }
@@ -57,11 +63,17 @@ async fn reconcile(object: Arc<DeserializeGuard<CFPackage>>, ctx: Arc<Context>) 
     let api: Api<CFPackage> = Api::namespaced(ctx.client.clone(), &namespace);
     // resolve, then adopt into the app
     let adopted = async {
-        let app = ctx.caches.apps.get(&ObjectRef::new(&package.spec.app_guid).within(&namespace)).ok_or_else(|| {
-            Error::Waiting {
-                reason: "AppNotFound",
-                message: format!("CFApp {:?} does not exist in this space", package.spec.app_guid),
-            }
+        let app = adopt::cached_or_live(
+            &ctx.client,
+            &ctx.caches.apps,
+            &namespace,
+            &package.spec.app_guid,
+            |_| true,
+        )
+        .await?
+        .ok_or_else(|| Error::Waiting {
+            reason: "AppNotFound",
+            message: format!("CFApp {:?} does not exist in this space", package.spec.app_guid),
         })?;
         adopt::adopt(&api, package, &app, &build::labels(package)).await
     }
@@ -96,6 +108,7 @@ async fn write_status(api: &Api<CFPackage>, package: &CFPackage, next: CFPackage
         "status": next,
     });
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch_status(&package.name_any(), &params, &Patch::Apply(&body)).await?;
+    api.patch_status(&package.name_any(), &params, &Patch::Apply(&body))
+        .await?;
     Ok(())
 }

@@ -7,8 +7,8 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment},
         core::v1::{
-            Container, ContainerPort, HTTPGetAction, Pod, PodSpec, PodTemplateSpec, Probe, Service, ServicePort,
-            ServiceSpec, TCPSocketAction,
+            Container, ContainerPort, HTTPGetAction, Pod, PodSpec, PodTemplateSpec, Probe, Service,
+            ServicePort, ServiceSpec, TCPSocketAction,
         },
     },
     apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
@@ -23,9 +23,13 @@ use crate::{
         podspec::{self, AppRuntime, Limits},
         status::{Want, merge},
     },
-    crd::{AppState, CFProcess, CFProcessStatus, CFRoute, CommonStatus, HealthCheck, HealthCheckType, RouteProtocol},
+    crd::{
+        AppState, CFProcess, CFProcessStatus, CFRoute, CommonStatus, HealthCheck, HealthCheckType,
+        RouteProtocol,
+    },
     labels::{
-        APP_GUID, DROPLET_GUID, MANAGED_BY, MANAGED_BY_VALUE, PROCESS_TYPE, RESTARTED_AT, SECRETS_HASH, SPACE_GUID,
+        APP_GUID, DROPLET_GUID, MANAGED_BY, MANAGED_BY_VALUE, PROCESS_TYPE, RESTARTED_AT, SECRETS_HASH,
+        SPACE_GUID,
     },
 };
 
@@ -36,7 +40,10 @@ const DEFAULT_SERVICE_PORT: i32 = 8080;
 
 /// The labels selecting a process's pods.
 pub fn selector(app: &str, process_type: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([(APP_GUID.to_owned(), app.to_owned()), (PROCESS_TYPE.to_owned(), process_type.to_owned())])
+    BTreeMap::from([
+        (APP_GUID.to_owned(), app.to_owned()),
+        (PROCESS_TYPE.to_owned(), process_type.to_owned()),
+    ])
 }
 
 fn labels(process: &CFProcess) -> BTreeMap<String, String> {
@@ -59,17 +66,37 @@ fn meta(process: &CFProcess, name: String) -> ObjectMeta {
 /// The command a process runs: its own, else the droplet's for its type; `None` (an empty
 /// droplet command) runs the image's entrypoint.
 pub fn command(process: &CFProcess, rt: &AppRuntime<'_>) -> Option<String> {
-    let droplet = rt.droplet.status.as_ref().map(|s| &s.process_types).filter(|t| !t.is_empty());
-    let from_droplet = droplet.unwrap_or(&rt.droplet.spec.process_types).get(&process.spec.process_type);
-    process.spec.command.clone().or_else(|| from_droplet.cloned()).filter(|c| !c.trim().is_empty())
+    let droplet = rt
+        .droplet
+        .status
+        .as_ref()
+        .map(|s| &s.process_types)
+        .filter(|t| !t.is_empty());
+    let from_droplet = droplet
+        .unwrap_or(&rt.droplet.spec.process_types)
+        .get(&process.spec.process_type);
+    process
+        .spec
+        .command
+        .clone()
+        .or_else(|| from_droplet.cloned())
+        .filter(|c| !c.trim().is_empty())
 }
 
 /// The probe action of a health check on `port`; `process` checks have none.
 fn probe(check: &HealthCheck, port: i32) -> Option<Probe> {
-    let mut probe = Probe { timeout_seconds: check.invocation_timeout, ..Probe::default() };
+    let mut probe = Probe {
+        timeout_seconds: check.invocation_timeout,
+        ..Probe::default()
+    };
     match check.type_ {
         HealthCheckType::Process => return None,
-        HealthCheckType::Port => probe.tcp_socket = Some(TCPSocketAction { port: IntOrString::Int(port), host: None }),
+        HealthCheckType::Port => {
+            probe.tcp_socket = Some(TCPSocketAction {
+                port: IntOrString::Int(port),
+                host: None,
+            })
+        }
         HealthCheckType::Http => {
             probe.http_get = Some(HTTPGetAction {
                 path: Some(check.endpoint.clone().unwrap_or_else(|| "/".to_owned())),
@@ -86,9 +113,15 @@ fn probe(check: &HealthCheck, port: i32) -> Option<Probe> {
 /// pass its first check, as a startup probe.
 pub fn probes(process: &CFProcess, port: i32) -> (Option<Probe>, Option<Probe>, Option<Probe>) {
     let check = &process.spec.health_check;
-    let liveness = probe(check, port).map(|p| Probe { period_seconds: check.interval, ..p });
+    let liveness = probe(check, port).map(|p| Probe {
+        period_seconds: check.interval,
+        ..p
+    });
     let readiness = match &process.spec.readiness_health_check {
-        Some(r) => probe(r, port).map(|p| Probe { period_seconds: r.interval, ..p }),
+        Some(r) => probe(r, port).map(|p| Probe {
+            period_seconds: r.interval,
+            ..p
+        }),
         None => liveness.clone(),
     };
     let startup = check.timeout.and_then(|timeout| {
@@ -125,7 +158,11 @@ pub fn deployment(process: &CFProcess, rt: &AppRuntime<'_>) -> Deployment {
         ports: Some(
             podspec::ports(rt.droplet)
                 .into_iter()
-                .map(|p| ContainerPort { container_port: p, protocol: Some("TCP".to_owned()), ..ContainerPort::default() })
+                .map(|p| ContainerPort {
+                    container_port: p,
+                    protocol: Some("TCP".to_owned()),
+                    ..ContainerPort::default()
+                })
                 .collect(),
         ),
         resources: Some(podspec::resources(limits)),
@@ -145,12 +182,19 @@ pub fn deployment(process: &CFProcess, rt: &AppRuntime<'_>) -> Deployment {
     if let Some(hash) = &rt.secrets_hash {
         annotations.insert(SECRETS_HASH.to_owned(), hash.clone());
     }
-    let replicas = if rt.app.spec.desired_state == AppState::Started { process.spec.instances } else { 0 };
+    let replicas = if rt.app.spec.desired_state == AppState::Started {
+        process.spec.instances
+    } else {
+        0
+    };
     stamp(Deployment {
         metadata: meta(process, names::deployment(app, process_type)),
         spec: DeploymentSpec {
             replicas: Some(replicas),
-            selector: LabelSelector { match_labels: Some(selector(app, process_type)), match_expressions: None },
+            selector: LabelSelector {
+                match_labels: Some(selector(app, process_type)),
+                match_expressions: None,
+            },
             // New instances must be healthy before old ones go, as in CF rolling deployments.
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".to_owned()),
@@ -186,7 +230,9 @@ pub fn deployment(process: &CFProcess, rt: &AppRuntime<'_>) -> Deployment {
 /// port reaches Service port 8080 (what the route's Ingress uses), forwarded to the app port.
 fn service_ports(process: &CFProcess, routes: &[&CFRoute], app_port: i32) -> Vec<ServicePort> {
     let mut ports: BTreeMap<i32, ServicePort> = BTreeMap::new();
-    let destinations = routes.iter().flat_map(|r| r.spec.destinations.iter().map(move |d| (r, d)));
+    let destinations = routes
+        .iter()
+        .flat_map(|r| r.spec.destinations.iter().map(move |d| (r, d)));
     let ours = destinations
         .filter(|(_, d)| d.app_guid == process.spec.app_guid && d.process_type == process.spec.process_type);
     for (route, dest) in ours {
@@ -215,7 +261,10 @@ pub fn service(process: &CFProcess, routes: &[&CFRoute], app_port: i32) -> Optio
         return None;
     }
     Some(stamp(Service {
-        metadata: meta(process, names::service(&process.spec.app_guid, &process.spec.process_type)),
+        metadata: meta(
+            process,
+            names::service(&process.spec.app_guid, &process.spec.process_type),
+        ),
         spec: Some(ServiceSpec {
             selector: Some(selector(&process.spec.app_guid, &process.spec.process_type)),
             ports: Some(ports),
@@ -227,21 +276,37 @@ pub fn service(process: &CFProcess, routes: &[&CFRoute], app_port: i32) -> Optio
 }
 
 /// Container waiting reasons that mean an instance will not become ready by itself.
-const FAILING: &[&str] =
-    &["CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError"];
+const FAILING: &[&str] = &[
+    "CrashLoopBackOff",
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+];
 
 fn failing(pods: &[&Pod]) -> Option<(String, String)> {
-    pods.iter().flat_map(|p| p.status.iter().flat_map(|s| s.container_statuses.iter().flatten())).find_map(|c| {
-        let waiting = c.state.as_ref()?.waiting.as_ref()?;
-        let reason = waiting.reason.clone()?;
-        FAILING.contains(&reason.as_str()).then(|| (reason, waiting.message.clone().unwrap_or_default()))
-    })
+    pods.iter()
+        .flat_map(|p| {
+            p.status
+                .iter()
+                .flat_map(|s| s.container_statuses.iter().flatten())
+        })
+        .find_map(|c| {
+            let waiting = c.state.as_ref()?.waiting.as_ref()?;
+            let reason = waiting.reason.clone()?;
+            FAILING
+                .contains(&reason.as_str())
+                .then(|| (reason, waiting.message.clone().unwrap_or_default()))
+        })
 }
 
 /// Pods that count as instances: not being deleted and not finished.
 pub fn live(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_none()
-        && !matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+        && !matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        )
 }
 
 /// The process status: instances from its pods, ready instances from the Deployment, `Ready`
@@ -256,26 +321,58 @@ pub fn status(
     let generation = process.metadata.generation;
     let common = crate::controller::ready_status(&current.common, generation, outcome, "DeploymentApplied");
     let instances = i32::try_from(pods.iter().filter(|p| live(p)).count()).unwrap_or(i32::MAX);
-    let ready = deployment.and_then(|d| d.status.as_ref()).and_then(|s| s.ready_replicas).unwrap_or(0);
+    let ready = deployment
+        .and_then(|d| d.status.as_ref())
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
     let conditions = match deployment {
         None => common.conditions,
         Some(d) => {
             let desired = d.spec.replicas.unwrap_or(0);
+            let status = d.status.clone().unwrap_or_default();
+            // Ready instances of an older template do not count as done: the rollout is not.
+            let current = status.observed_generation >= d.metadata.generation;
+            let rolled_out = current && status.updated_replicas.unwrap_or(0) >= desired;
             let failure = failing(pods);
             let message = format!("{ready}/{desired} instances ready");
             let want = match failure {
-                _ if desired == 0 => Want { type_: "InstancesReady", ok: true, reason: "Stopped", message },
-                _ if ready >= desired => Want { type_: "InstancesReady", ok: true, reason: "InstancesReady", message },
-                Some((ref reason, ref detail)) => {
-                    Want { type_: "InstancesReady", ok: false, reason, message: format!("{message}: {detail}") }
-                }
-                None => Want { type_: "InstancesReady", ok: false, reason: "InstancesStarting", message },
+                _ if desired == 0 => Want {
+                    type_: "InstancesReady",
+                    ok: true,
+                    reason: "Stopped",
+                    message,
+                },
+                _ if ready >= desired && rolled_out => Want {
+                    type_: "InstancesReady",
+                    ok: true,
+                    reason: "InstancesReady",
+                    message,
+                },
+                Some((ref reason, ref detail)) => Want {
+                    type_: "InstancesReady",
+                    ok: false,
+                    reason,
+                    message: format!("{message}: {detail}"),
+                },
+                None => Want {
+                    type_: "InstancesReady",
+                    ok: false,
+                    reason: if ready >= desired {
+                        "RollingOut"
+                    } else {
+                        "InstancesStarting"
+                    },
+                    message,
+                },
             };
             merge(&common.conditions, &[want], generation)
         }
     };
     CFProcessStatus {
-        common: CommonStatus { observed_generation: common.observed_generation, conditions },
+        common: CommonStatus {
+            observed_generation: common.observed_generation,
+            conditions,
+        },
         instances,
         ready_instances: ready,
     }
@@ -297,7 +394,11 @@ mod tests {
         droplet.status = Some(CFDropletStatus {
             state: Some(DropletState::Staged),
             image: droplet.spec.image.clone(),
-            process_types: [("web".to_owned(), String::new()), ("worker".to_owned(), "bin/work".to_owned())].into(),
+            process_types: [
+                ("web".to_owned(), String::new()),
+                ("worker".to_owned(), "bin/work".to_owned()),
+            ]
+            .into(),
             ports: vec![8080],
             image_pull_secret_name: Some("d1-image-pull".to_owned()),
             ..CFDropletStatus::default()
@@ -309,22 +410,38 @@ mod tests {
         AppRuntime {
             app,
             droplet,
-            space: Space { guid: "space-1".into(), name: "dev".into(), org_guid: "org-1".into(), org_name: "o".into() },
+            space: Space {
+                guid: "space-1".into(),
+                name: "dev".into(),
+                org_guid: "org-1".into(),
+                org_name: "o".into(),
+            },
             uris: vec!["app.example.com".into()],
-            bindings: vec![Binding { guid: "b1".into(), name: "db".into(), secret_name: "b1-binding".into() }],
+            bindings: vec![Binding {
+                guid: "b1".into(),
+                name: "db".into(),
+                secret_name: "b1-binding".into(),
+            }],
             secrets_hash: Some("abc".into()),
         }
     }
 
     fn without_hash(value: &mut serde_json::Value) {
-        value["metadata"]["annotations"].as_object_mut().unwrap().remove("kubefoundry.dev/applied-hash");
+        value["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove("kubefoundry.dev/applied-hash");
     }
 
     /// The whole Deployment: image and command from the droplet, CF env, probes, limits, the
     /// restricted security context and the labels the pod cache and Services select on.
     #[test]
     fn web_process_becomes_a_restricted_deployment() {
-        let app = fixtures::app("a1", "my-app").started().docker().droplet("d1").env("FOO", "bar");
+        let app = fixtures::app("a1", "my-app")
+            .started()
+            .docker()
+            .droplet("d1")
+            .env("FOO", "bar");
         let droplet = staged(fixtures::droplet("d1", "a1", "nginx:1.27"));
         let mut process = fixtures::process("a1-web", "a1", "web").instances(2);
         process.spec.health_check.type_ = HealthCheckType::Http;
@@ -335,9 +452,11 @@ mod tests {
         let rt = runtime(&app, &droplet);
         let mut value = serde_json::to_value(deployment(&process, &rt)).unwrap();
         without_hash(&mut value);
-        let vcap = podspec::vcap_application(&rt, Limits::new(Some(256), Some(1024)), Some(("a1-web", "web")));
+        let vcap =
+            podspec::vcap_application(&rt, Limits::new(Some(256), Some(1024)), Some(("a1-web", "web")));
         let field = |path: &str| json!({"fieldRef": {"fieldPath": path}});
-        let probe = json!({"httpGet": {"path": "/healthz", "port": 8080}, "timeoutSeconds": 3, "periodSeconds": 15});
+        let probe =
+            json!({"httpGet": {"path": "/healthz", "port": 8080}, "timeoutSeconds": 3, "periodSeconds": 15});
         assert_eq!(
             value,
             json!({
@@ -421,7 +540,10 @@ mod tests {
     fn stopped_app_scales_to_zero() {
         let app = fixtures::app("a1", "my-app").droplet("d1");
         let droplet = staged(fixtures::droplet("d1", "a1", "nginx"));
-        let d = deployment(&fixtures::process("a1-web", "a1", "web").instances(3), &runtime(&app, &droplet));
+        let d = deployment(
+            &fixtures::process("a1-web", "a1", "web").instances(3),
+            &runtime(&app, &droplet),
+        );
         assert_eq!(d.spec.replicas, Some(0));
     }
 
@@ -430,7 +552,10 @@ mod tests {
     fn pod_template_changes_exactly_when_pods_must_roll() {
         let droplet = staged(fixtures::droplet("d1", "a1", "nginx"));
         let template = |app: &CFApp, instances| {
-            let d = deployment(&fixtures::process("a1-web", "a1", "web").instances(instances), &runtime(app, &droplet));
+            let d = deployment(
+                &fixtures::process("a1-web", "a1", "web").instances(instances),
+                &runtime(app, &droplet),
+            );
             d.spec.template
         };
         let app = fixtures::app("a1", "my-app").started().droplet("d1");
@@ -440,7 +565,10 @@ mod tests {
         let mut restarted = app.clone();
         restarted.spec.restarted_at = Some("2026-01-01T00:00:00Z".into());
         let t = template(&restarted, 1);
-        assert_eq!(t.metadata.unwrap().annotations.unwrap()["kubefoundry.dev/restarted-at"], "2026-01-01T00:00:00Z");
+        assert_eq!(
+            t.metadata.unwrap().annotations.unwrap()["kubefoundry.dev/restarted-at"],
+            "2026-01-01T00:00:00Z"
+        );
     }
 
     #[test]
@@ -463,15 +591,24 @@ mod tests {
     fn health_check_types_become_probes() {
         let mut p = fixtures::process("a1-web", "a1", "web");
         let (live, ready, startup) = probes(&p, 9000);
-        assert_eq!(serde_json::to_value(&live).unwrap(), json!({"tcpSocket": {"port": 9000}}));
+        assert_eq!(
+            serde_json::to_value(&live).unwrap(),
+            json!({"tcpSocket": {"port": 9000}})
+        );
         assert_eq!(live, ready);
         assert_eq!(startup, None);
         p.spec.health_check.type_ = HealthCheckType::Process;
-        p.spec.readiness_health_check =
-            Some(HealthCheck { type_: HealthCheckType::Http, interval: Some(5), ..HealthCheck::default() });
+        p.spec.readiness_health_check = Some(HealthCheck {
+            type_: HealthCheckType::Http,
+            interval: Some(5),
+            ..HealthCheck::default()
+        });
         let (live, ready, _) = probes(&p, 9000);
         assert_eq!(live, None);
-        assert_eq!(serde_json::to_value(&ready).unwrap(), json!({"httpGet": {"path": "/", "port": 9000}, "periodSeconds": 5}));
+        assert_eq!(
+            serde_json::to_value(&ready).unwrap(),
+            json!({"httpGet": {"path": "/", "port": 9000}, "periodSeconds": 5})
+        );
     }
 
     /// Route reconcilers point Ingress backends at port 8080 (or the destination's port) of
@@ -524,15 +661,38 @@ mod tests {
         }))
         .unwrap();
         let pod = |waiting: Option<&str>| -> Pod {
-            let state = waiting.map_or(json!({"running": {}}), |r| json!({"waiting": {"reason": r, "message": "boom"}}));
+            let state = waiting.map_or(
+                json!({"running": {}}),
+                |r| json!({"waiting": {"reason": r, "message": "boom"}}),
+            );
             serde_json::from_value(json!({"status": {"phase": "Running", "containerStatuses": [{"name": "app", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": state}]}})).unwrap()
         };
         let (ok, bad) = (pod(None), pod(Some("CrashLoopBackOff")));
         let status = status(&process, Some(&d), &[&ok, &bad], &Ok(()));
         assert_eq!((status.instances, status.ready_instances), (2, 1));
         let cond = status.common.condition("InstancesReady").unwrap();
-        assert_eq!((cond.status.as_str(), cond.reason.as_str()), ("False", "CrashLoopBackOff"));
+        assert_eq!(
+            (cond.status.as_str(), cond.reason.as_str()),
+            ("False", "CrashLoopBackOff")
+        );
         assert_eq!(cond.message, "1/2 instances ready: boom");
         assert_eq!(status.common.condition("Ready").unwrap().status, "True");
+
+        // Enough ready instances, but of the old template: the rollout is not done.
+        let rolling: Deployment = serde_json::from_value(json!({
+            "metadata": {"generation": 2},
+            "spec": {"replicas": 1, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 2, "readyReplicas": 1, "updatedReplicas": 0},
+        }))
+        .unwrap();
+        let s = super::status(&process, Some(&rolling), &[&ok], &Ok(()));
+        assert_eq!(s.common.condition("InstancesReady").unwrap().reason, "RollingOut");
+        let mut done = rolling.clone();
+        done.status.as_mut().unwrap().updated_replicas = Some(1);
+        let s = super::status(&process, Some(&done), &[&ok], &Ok(()));
+        assert_eq!(
+            s.common.condition("InstancesReady").unwrap().reason,
+            "InstancesReady"
+        );
     }
 }

@@ -15,6 +15,7 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, Resource, ResourceExt,
+    api::ListParams,
     core::DeserializeGuard,
     runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
 };
@@ -54,7 +55,10 @@ fn app_of_secret(caches: &Caches, secret: &Secret) -> Option<String> {
         return Some(app.clone());
     }
     let apps = caches.apps.state();
-    if let Some(app) = apps.iter().find(|a| a.namespace() == namespace && names::vcap_services(&a.name_any()) == name) {
+    if let Some(app) = apps
+        .iter()
+        .find(|a| a.namespace() == namespace && names::vcap_services(&a.name_any()) == name)
+    {
         return Some(app.name_any());
     }
     caches
@@ -82,34 +86,53 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .owns(Api::<Deployment>::all(client.clone()), super::managed())
         .owns(Api::<Service>::all(client.clone()), super::managed())
         // Desired state, the droplet, bindings and routes all feed the pod template or Service.
-        .watches(Api::<DeserializeGuard<CFApp>>::all(client.clone()), watcher::Config::default(), move |app| {
-            processes_of(&c1, app.namespace().as_deref(), &app.name_any())
-        })
-        .watches(Api::<DeserializeGuard<CFDroplet>>::all(client.clone()), watcher::Config::default(), move |d| {
-            d.0.as_ref().map(|d| processes_of(&c2, d.namespace().as_deref(), &d.spec.app_guid)).unwrap_or_default()
-        })
-        .watches(Api::<DeserializeGuard<CFRoute>>::all(client.clone()), watcher::Config::default(), move |r| {
-            // A route change can remove a destination, which the new route no longer names.
-            refs(&c3, r.namespace().as_deref(), |_| true)
-        })
+        .watches(
+            Api::<DeserializeGuard<CFApp>>::all(client.clone()),
+            watcher::Config::default(),
+            move |app| processes_of(&c1, app.namespace().as_deref(), &app.name_any()),
+        )
+        .watches(
+            Api::<DeserializeGuard<CFDroplet>>::all(client.clone()),
+            watcher::Config::default(),
+            move |d| {
+                d.0.as_ref()
+                    .map(|d| processes_of(&c2, d.namespace().as_deref(), &d.spec.app_guid))
+                    .unwrap_or_default()
+            },
+        )
+        .watches(
+            Api::<DeserializeGuard<CFRoute>>::all(client.clone()),
+            watcher::Config::default(),
+            move |r| {
+                // A route change can remove a destination, which the new route no longer names.
+                refs(&c3, r.namespace().as_deref(), |_| true)
+            },
+        )
         .watches(
             Api::<DeserializeGuard<crate::crd::CFServiceBinding>>::all(client.clone()),
             watcher::Config::default(),
             move |b| {
                 let app = b.0.as_ref().ok().and_then(|b| b.spec.app_guid.clone());
-                app.map(|app| processes_of(&c4, b.namespace().as_deref(), &app)).unwrap_or_default()
+                app.map(|app| processes_of(&c4, b.namespace().as_deref(), &app))
+                    .unwrap_or_default()
             },
         )
         .watches(Api::<Secret>::all(client.clone()), super::managed(), move |s| {
-            app_of_secret(&c5, &s).map(|app| processes_of(&c5, s.namespace().as_deref(), &app)).unwrap_or_default()
+            app_of_secret(&c5, &s)
+                .map(|app| processes_of(&c5, s.namespace().as_deref(), &app))
+                .unwrap_or_default()
         })
         // Pods only change `instances` and failure conditions.
-        .watches(Api::<Pod>::all(client), watcher::Config::default().labels(PROCESS_TYPE), move |p| {
-            let (app, process_type) = (p.labels().get(APP_GUID), p.labels().get(PROCESS_TYPE));
-            refs(&c6, p.namespace().as_deref(), |proc| {
-                Some(&proc.spec.app_guid) == app && Some(&proc.spec.process_type) == process_type
-            })
-        })
+        .watches(
+            Api::<Pod>::all(client),
+            watcher::Config::default().labels(PROCESS_TYPE),
+            move |p| {
+                let (app, process_type) = (p.labels().get(APP_GUID), p.labels().get(PROCESS_TYPE));
+                refs(&c6, p.namespace().as_deref(), |proc| {
+                    Some(&proc.spec.app_guid) == app && Some(&proc.spec.process_type) == process_type
+                })
+            },
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, super::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
@@ -123,22 +146,22 @@ async fn reconcile(object: Arc<DeserializeGuard<CFProcess>>, ctx: Arc<Context>) 
     }
     let namespace = process.namespace().unwrap_or_default();
     let outcome = apply(process, &ctx, &namespace).await;
-    // status
+    // status: read from the API server, not the caches. The event that woke us came on
+    // another watch than the caches', so they may not hold it yet, and nothing else would wake
+    // us again to correct a stale count.
     let name = names::deployment(&process.spec.app_guid, &process.spec.process_type);
-    let deployment = ctx.caches.deployments.get(&ObjectRef::new(&name).within(&namespace));
-    let pods: Vec<Arc<Pod>> = ctx
-        .caches
-        .pods
-        .state()
-        .into_iter()
-        .filter(|p| {
-            p.namespace().as_deref() == Some(namespace.as_str())
-                && p.labels().get(APP_GUID) == Some(&process.spec.app_guid)
-                && p.labels().get(PROCESS_TYPE) == Some(&process.spec.process_type)
-        })
-        .collect();
-    let pods: Vec<&Pod> = pods.iter().map(AsRef::as_ref).collect();
-    let status = build::status(process, deployment.as_deref(), &pods, &outcome);
+    let deployment = Api::<Deployment>::namespaced(ctx.client.clone(), &namespace)
+        .get_opt(&name)
+        .await?;
+    let selector = format!(
+        "{APP_GUID}={},{PROCESS_TYPE}={}",
+        process.spec.app_guid, process.spec.process_type
+    );
+    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &namespace)
+        .list(&ListParams::default().labels(&selector))
+        .await?;
+    let pods: Vec<&Pod> = pods.items.iter().collect();
+    let status = build::status(process, deployment.as_ref(), &pods, &outcome);
     let api: Api<CFProcess> = Api::namespaced(ctx.client.clone(), &namespace);
     super::apply::status(&api, process, process.status.as_ref(), status).await?;
     super::requeue(&ctx, process, outcome)
@@ -153,7 +176,9 @@ async fn apply(process: &CFProcess, ctx: &Context, namespace: &str) -> Result<()
     let desired = build::deployment(process, &runtime);
     // apply
     let cached = ctx.caches.deployments.get(&ObjectRef::from_obj(&desired));
-    if let Some(owner) = cached.as_ref().and_then(|d| d.owner_references().iter().find(|o| o.controller == Some(true)))
+    if let Some(owner) = cached
+        .as_ref()
+        .and_then(|d| d.owner_references().iter().find(|o| o.controller == Some(true)))
         && Some(&owner.uid) != process.uid().as_ref()
     {
         return Err(Error::Invalid {
@@ -167,9 +192,19 @@ async fn apply(process: &CFProcess, ctx: &Context, namespace: &str) -> Result<()
             ),
         });
     }
-    super::apply::apply(&Api::namespaced(ctx.client.clone(), namespace), &desired, cached.as_deref()).await?;
-    let routes: Vec<Arc<CFRoute>> =
-        ctx.caches.routes.state().into_iter().filter(|r| r.namespace().as_deref() == Some(namespace)).collect();
+    super::apply::apply(
+        &Api::namespaced(ctx.client.clone(), namespace),
+        &desired,
+        cached.as_deref(),
+    )
+    .await?;
+    let routes: Vec<Arc<CFRoute>> = ctx
+        .caches
+        .routes
+        .state()
+        .into_iter()
+        .filter(|r| r.namespace().as_deref() == Some(namespace))
+        .collect();
     let routes: Vec<&CFRoute> = routes.iter().map(AsRef::as_ref).collect();
     let service_name = names::service(&process.spec.app_guid, &process.spec.process_type);
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
@@ -192,26 +227,40 @@ async fn apply(process: &CFProcess, ctx: &Context, namespace: &str) -> Result<()
 
 /// The CFApp `guid` in `namespace`.
 pub fn resolve_app(ctx: &Context, namespace: &str, guid: &str) -> Result<Arc<CFApp>> {
-    ctx.caches.apps.get(&ObjectRef::new(guid).within(namespace)).ok_or_else(|| Error::Waiting {
-        reason: "AppNotFound",
-        message: format!("CFApp {guid} does not exist in namespace {namespace}"),
-    })
+    ctx.caches
+        .apps
+        .get(&ObjectRef::new(guid).within(namespace))
+        .ok_or_else(|| Error::Waiting {
+            reason: "AppNotFound",
+            message: format!("CFApp {guid} does not exist in namespace {namespace}"),
+        })
 }
 
 /// The droplet `guid` of `app`, which must be staged: its absence is reported, never guessed.
 pub fn resolve_droplet(ctx: &Context, app: &CFApp, guid: Option<&str>) -> Result<Arc<CFDroplet>> {
     let namespace = app.namespace().unwrap_or_default();
     let Some(guid) = guid else {
-        return Err(Error::Invalid { reason: "NoDroplet", message: "the app has no current droplet".to_owned() });
+        return Err(Error::Invalid {
+            reason: "NoDroplet",
+            message: "the app has no current droplet".to_owned(),
+        });
     };
-    let droplet = ctx.caches.droplets.get(&ObjectRef::new(guid).within(&namespace)).ok_or_else(|| Error::Waiting {
-        reason: "DropletNotFound",
-        message: format!("CFDroplet {guid} does not exist in namespace {namespace}"),
-    })?;
+    let droplet = ctx
+        .caches
+        .droplets
+        .get(&ObjectRef::new(guid).within(&namespace))
+        .ok_or_else(|| Error::Waiting {
+            reason: "DropletNotFound",
+            message: format!("CFDroplet {guid} does not exist in namespace {namespace}"),
+        })?;
     if droplet.spec.app_guid != app.name_any() {
         return Err(Error::Invalid {
             reason: "DropletOfAnotherApp",
-            message: format!("CFDroplet {guid} belongs to app {}, not {}", droplet.spec.app_guid, app.name_any()),
+            message: format!(
+                "CFDroplet {guid} belongs to app {}, not {}",
+                droplet.spec.app_guid,
+                app.name_any()
+            ),
         });
     }
     let status = droplet.status.as_ref();
@@ -221,22 +270,36 @@ pub fn resolve_droplet(ctx: &Context, app: &CFApp, guid: Option<&str>) -> Result
             reason: "DropletFailed",
             message: format!(
                 "CFDroplet {guid} cannot run: {}",
-                status.and_then(|s| s.error.clone()).unwrap_or_else(|| "it failed or expired".to_owned())
+                status
+                    .and_then(|s| s.error.clone())
+                    .unwrap_or_else(|| "it failed or expired".to_owned())
             ),
         }),
-        _ => Err(Error::Waiting { reason: "DropletNotStaged", message: format!("CFDroplet {guid} is not staged yet") }),
+        _ => Err(Error::Waiting {
+            reason: "DropletNotStaged",
+            message: format!("CFDroplet {guid} is not staged yet"),
+        }),
     }
 }
 
 /// The org and space of namespace `namespace`, from the namespace cache.
 pub fn resolve_space(ctx: &Context, namespace: &str) -> Space {
     let ns = ctx.caches.namespaces.get(&ObjectRef::new(namespace));
-    let org_guid = ns.as_ref().and_then(|ns| ns.labels().get(ORG_GUID).cloned()).unwrap_or_default();
+    let org_guid = ns
+        .as_ref()
+        .and_then(|ns| ns.labels().get(ORG_GUID).cloned())
+        .unwrap_or_default();
     let display = |ns: Option<Arc<k8s_openapi::api::core::v1::Namespace>>| {
-        ns.and_then(|ns| ns.annotations().get(DISPLAY_NAME).cloned()).unwrap_or_default()
+        ns.and_then(|ns| ns.annotations().get(DISPLAY_NAME).cloned())
+            .unwrap_or_default()
     };
     let org_name = display(ctx.caches.namespaces.get(&ObjectRef::new(&org_guid)));
-    Space { guid: namespace.to_owned(), name: display(ns), org_guid, org_name }
+    Space {
+        guid: namespace.to_owned(),
+        name: display(ns),
+        org_guid,
+        org_name,
+    }
 }
 
 /// The URL of a route: its reported URL, else `host.domain/path` from the domain cache.
@@ -251,7 +314,11 @@ fn route_url(ctx: &Context, route: &CFRoute) -> Option<String> {
         .into_iter()
         .find(|d| d.name_any() == route.spec.domain_guid)
         .map(|d| d.spec.name.clone())?;
-    let host = if route.spec.host.is_empty() { domain } else { format!("{}.{domain}", route.spec.host) };
+    let host = if route.spec.host.is_empty() {
+        domain
+    } else {
+        format!("{}.{domain}", route.spec.host)
+    };
     Some(format!("{host}{}", route.spec.path))
 }
 
@@ -288,8 +355,17 @@ pub fn resolve_runtime<'a>(ctx: &Context, app: &'a CFApp, droplet: &'a CFDroplet
                 .service_instances
                 .get(&ObjectRef::new(&b.spec.service_instance_guid).within(&namespace))
                 .map(|i| i.spec.display_name.clone());
-            let name = b.spec.display_name.clone().or(instance).unwrap_or_else(|| b.name_any());
-            Some(Binding { guid: b.name_any(), name, secret_name })
+            let name = b
+                .spec
+                .display_name
+                .clone()
+                .or(instance)
+                .unwrap_or_else(|| b.name_any());
+            Some(Binding {
+                guid: b.name_any(),
+                name,
+                secret_name,
+            })
         })
         .collect();
     secrets.extend(secret(&names::vcap_services(&guid)));

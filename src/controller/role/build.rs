@@ -35,13 +35,19 @@ pub struct Desired {
 
 /// The owner label value for a role's children.
 pub fn owner(role: &CFRole) -> String {
-    format!("CFRole.{}.{}", role.namespace().unwrap_or_default(), role.name_any())
+    format!(
+        "CFRole.{}.{}",
+        role.namespace().unwrap_or_default(),
+        role.name_any()
+    )
 }
 
 /// The name of a role's binding in any namespace: unique per source role, within 253 chars.
 pub fn binding_name(role: &CFRole) -> String {
     let source = format!("{}/{}", role.namespace().unwrap_or_default(), role.name_any());
-    let hash = source.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = source.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     let mut name = format!("cf-{:08x}-{}", hash & 0xffff_ffff, role.name_any());
     name.truncate(253);
     name
@@ -53,7 +59,12 @@ pub fn subject(role: &CFRole, prefix: &str) -> Subject {
     let s = &role.spec.subject;
     match s.kind {
         SubjectKind::User | SubjectKind::Group => Subject {
-            kind: if s.kind == SubjectKind::User { "User" } else { "Group" }.to_owned(),
+            kind: if s.kind == SubjectKind::User {
+                "User"
+            } else {
+                "Group"
+            }
+            .to_owned(),
             name: format!("{prefix}{}", s.name),
             api_group: Some("rbac.authorization.k8s.io".to_owned()),
             namespace: None,
@@ -89,11 +100,19 @@ fn binding(role: &CFRole, namespace: &str, role_ref: RoleRef, prefix: &str) -> R
 }
 
 fn cluster_role_ref(role: RoleType) -> RoleRef {
-    RoleRef { api_group: Some("rbac.authorization.k8s.io".to_owned()), kind: "ClusterRole".to_owned(), name: cluster_roles::name(role) }
+    RoleRef {
+        api_group: Some("rbac.authorization.k8s.io".to_owned()),
+        kind: "ClusterRole".to_owned(),
+        name: cluster_roles::name(role),
+    }
 }
 
 fn role_ref(name: String) -> RoleRef {
-    RoleRef { api_group: Some("rbac.authorization.k8s.io".to_owned()), kind: "Role".to_owned(), name }
+    RoleRef {
+        api_group: Some("rbac.authorization.k8s.io".to_owned()),
+        kind: "Role".to_owned(),
+        name,
+    }
 }
 
 /// Name of the Role in the root namespace that lets org members see their org and the domains.
@@ -123,28 +142,47 @@ pub fn desired(role: &CFRole, resolved: &Resolved, root_namespace: &str, prefix:
             subjects: Some(vec![subject(role, prefix)]),
         })),
         RoleScope::Organization => {
-            out.role_bindings.push(binding(role, &own_namespace, cluster_role_ref(type_), prefix));
+            out.role_bindings
+                .push(binding(role, &own_namespace, cluster_role_ref(type_), prefix));
             if let Some(org) = &resolved.org {
-                out.role_bindings.push(binding(role, root_namespace, role_ref(org_reader_name(org)), prefix));
+                out.role_bindings.push(binding(
+                    role,
+                    root_namespace,
+                    role_ref(org_reader_name(org)),
+                    prefix,
+                ));
             }
             if reaches_spaces(type_) {
                 for space in &resolved.org_spaces {
-                    out.role_bindings.push(binding(role, space, cluster_role_ref(type_), prefix));
+                    out.role_bindings
+                        .push(binding(role, space, cluster_role_ref(type_), prefix));
                 }
             }
         }
         RoleScope::Space => {
-            out.role_bindings.push(binding(role, &own_namespace, cluster_role_ref(type_), prefix));
+            out.role_bindings
+                .push(binding(role, &own_namespace, cluster_role_ref(type_), prefix));
             if let (Some(org), Some(space)) = (&resolved.org, &resolved.space) {
-                out.role_bindings.push(binding(role, org, role_ref(space_reader_name(space)), prefix));
-                out.role_bindings.push(binding(role, root_namespace, role_ref(org_reader_name(org)), prefix));
+                out.role_bindings
+                    .push(binding(role, org, role_ref(space_reader_name(space)), prefix));
+                out.role_bindings.push(binding(
+                    role,
+                    root_namespace,
+                    role_ref(org_reader_name(org)),
+                    prefix,
+                ));
             }
         }
     }
     out
 }
 
-fn reader(name: String, namespace: &str, owner_labels: BTreeMap<String, String>, rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule>) -> Role {
+fn reader(
+    name: String,
+    namespace: &str,
+    owner_labels: BTreeMap<String, String>,
+    rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
+) -> Role {
     stamp(Role {
         metadata: ObjectMeta {
             name: Some(name),
@@ -186,7 +224,12 @@ pub fn org_reader(org: &str, root_namespace: &str, owner_labels: BTreeMap<String
 
 /// The Role in the org namespace that lets members of `space` read it.
 pub fn space_reader(space: &str, org_namespace: &str, owner_labels: BTreeMap<String, String>) -> Role {
-    reader(space_reader_name(space), org_namespace, owner_labels, vec![read_named("cfspaces", space)])
+    reader(
+        space_reader_name(space),
+        org_namespace,
+        owner_labels,
+        vec![read_named("cfspaces", space)],
+    )
 }
 
 #[cfg(test)]
@@ -197,7 +240,12 @@ mod tests {
     fn places(d: &Desired) -> Vec<(String, String)> {
         d.role_bindings
             .iter()
-            .map(|b| (b.metadata.namespace.clone().unwrap_or_default(), b.role_ref.name.clone()))
+            .map(|b| {
+                (
+                    b.metadata.namespace.clone().unwrap_or_default(),
+                    b.role_ref.name.clone(),
+                )
+            })
             .collect()
     }
 
@@ -205,7 +253,11 @@ mod tests {
     #[test]
     fn space_roles_bind_in_space_org_and_root() {
         let role = fixtures::user_role("r1", "space-1", RoleType::SpaceDeveloper, "alice");
-        let resolved = Resolved { org: Some("org-1".into()), space: Some("space-1".into()), org_spaces: vec![] };
+        let resolved = Resolved {
+            org: Some("org-1".into()),
+            space: Some("space-1".into()),
+            org_spaces: vec![],
+        };
         let d = desired(&role, &resolved, "cf", "");
         assert_eq!(
             places(&d),
@@ -224,7 +276,11 @@ mod tests {
     #[test]
     fn org_managers_reach_every_space() {
         let role = fixtures::user_role("r2", "org-1", RoleType::OrganizationManager, "bob");
-        let resolved = Resolved { org: Some("org-1".into()), space: None, org_spaces: vec!["s1".into(), "s2".into()] };
+        let resolved = Resolved {
+            org: Some("org-1".into()),
+            space: None,
+            org_spaces: vec!["s1".into(), "s2".into()],
+        };
         let d = desired(&role, &resolved, "cf", "oidc:");
         let namespaces: Vec<_> = places(&d).into_iter().map(|(ns, _)| ns).collect();
         assert_eq!(namespaces, vec!["org-1", "cf", "s1", "s2"]);
@@ -234,7 +290,11 @@ mod tests {
     #[test]
     fn org_users_do_not_reach_spaces() {
         let role = fixtures::user_role("r3", "org-1", RoleType::OrganizationUser, "carol");
-        let resolved = Resolved { org: Some("org-1".into()), space: None, org_spaces: vec!["s1".into()] };
+        let resolved = Resolved {
+            org: Some("org-1".into()),
+            space: None,
+            org_spaces: vec!["s1".into()],
+        };
         assert_eq!(desired(&role, &resolved, "cf", "").role_bindings.len(), 2);
     }
 
@@ -243,6 +303,9 @@ mod tests {
         let role = fixtures::user_role("r4", "cf", RoleType::GlobalAuditor, "dave");
         let d = desired(&role, &Resolved::default(), "cf", "");
         assert!(d.role_bindings.is_empty());
-        assert_eq!(d.cluster_role_bindings[0].role_ref.name, "kubefoundry:global_auditor");
+        assert_eq!(
+            d.cluster_role_bindings[0].role_ref.name,
+            "kubefoundry:global_auditor"
+        );
     }
 }

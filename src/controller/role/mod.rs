@@ -51,7 +51,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
                 .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(shutdown)
-        .run(super::metrics::instrument("CFRole", reconcile), super::error_policy, ctx)
+        .run(
+            super::metrics::instrument("CFRole", reconcile),
+            super::error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }
@@ -70,7 +74,10 @@ async fn reconcile(object: Arc<DeserializeGuard<CFRole>>, ctx: Arc<Context>) -> 
 }
 
 fn namespace_labels(ctx: &Context, name: &str) -> Option<std::collections::BTreeMap<String, String>> {
-    ctx.caches.namespaces.get(&ObjectRef::new(name)).map(|ns| ns.labels().clone())
+    ctx.caches
+        .namespaces
+        .get(&ObjectRef::new(name))
+        .map(|ns| ns.labels().clone())
 }
 
 /// Where the role sits in the org/space tree, from the namespace cache.
@@ -79,7 +86,10 @@ fn resolve(role: &CFRole, ctx: &Context) -> Result<build::Resolved> {
     let scope = role.spec.type_.scope();
     let wrong = |what: &str| Error::Invalid {
         reason: "WrongNamespace",
-        message: format!("a {} role lives in {what}, not in namespace {namespace:?}", role.spec.type_.as_str()),
+        message: format!(
+            "a {} role lives in {what}, not in namespace {namespace:?}",
+            role.spec.type_.as_str()
+        ),
     };
     match scope {
         RoleScope::Global if namespace == ctx.config.root_namespace => Ok(build::Resolved::default()),
@@ -97,12 +107,18 @@ fn resolve(role: &CFRole, ctx: &Context) -> Result<build::Resolved> {
                 .namespaces
                 .state()
                 .iter()
-                .filter(|ns| ns.labels().get(ORG_GUID) == Some(&namespace) && ns.labels().contains_key(SPACE_GUID))
+                .filter(|ns| {
+                    ns.labels().get(ORG_GUID) == Some(&namespace) && ns.labels().contains_key(SPACE_GUID)
+                })
                 .filter(|ns| ns.metadata.deletion_timestamp.is_none())
                 .map(|ns| ns.name_any())
                 .collect();
             org_spaces.sort();
-            Ok(build::Resolved { org: Some(namespace), space: None, org_spaces })
+            Ok(build::Resolved {
+                org: Some(namespace),
+                space: None,
+                org_spaces,
+            })
         }
         RoleScope::Space => {
             let labels = namespace_labels(ctx, &namespace).ok_or_else(|| Error::Waiting {
@@ -112,13 +128,21 @@ fn resolve(role: &CFRole, ctx: &Context) -> Result<build::Resolved> {
             if labels.get(SPACE_GUID) != Some(&namespace) {
                 return Err(wrong("a space namespace"));
             }
-            Ok(build::Resolved { org: labels.get(ORG_GUID).cloned(), space: Some(namespace), org_spaces: vec![] })
+            Ok(build::Resolved {
+                org: labels.get(ORG_GUID).cloned(),
+                space: Some(namespace),
+                org_spaces: vec![],
+            })
         }
     }
 }
 
 fn owned<K: kube::Resource<DynamicType = ()> + Clone>(store: &Store<K>, owner: &str) -> Vec<Arc<K>> {
-    store.state().into_iter().filter(|o| o.labels().get(OWNER).map(String::as_str) == Some(owner)).collect()
+    store
+        .state()
+        .into_iter()
+        .filter(|o| o.labels().get(OWNER).map(String::as_str) == Some(owner))
+        .collect()
 }
 
 async fn apply(role: &CFRole, ctx: &Context) -> Result<Action> {
@@ -126,17 +150,29 @@ async fn apply(role: &CFRole, ctx: &Context) -> Result<Action> {
         // resolve
         let resolved = resolve(role, ctx)?;
         // build (pure)
-        let desired = build::desired(role, &resolved, &ctx.config.root_namespace, &ctx.config.user_prefix);
+        let desired = build::desired(
+            role,
+            &resolved,
+            &ctx.config.root_namespace,
+            &ctx.config.user_prefix,
+        );
         // apply, then prune what is no longer desired
         let owner = build::owner(role);
         let existing_rb = owned(&ctx.caches.role_bindings, &owner);
         for rb in &desired.role_bindings {
-            let cached = existing_rb.iter().find(|c| c.namespace() == rb.namespace() && c.name_any() == rb.name_any());
+            let cached = existing_rb
+                .iter()
+                .find(|c| c.namespace() == rb.namespace() && c.name_any() == rb.name_any());
             super::apply::apply(&rb_api(ctx, rb.namespace().as_deref()), rb, cached.map(|c| &**c)).await?;
         }
         let stale: Vec<Arc<RoleBinding>> = existing_rb
             .into_iter()
-            .filter(|c| !desired.role_bindings.iter().any(|d| d.namespace() == c.namespace() && d.name_any() == c.name_any()))
+            .filter(|c| {
+                !desired
+                    .role_bindings
+                    .iter()
+                    .any(|d| d.namespace() == c.namespace() && d.name_any() == c.name_any())
+            })
             .collect();
         super::apply::prune(|ns| rb_api(ctx, ns), &stale, &[]).await?;
         let existing_crb = owned(&ctx.caches.cluster_role_bindings, &owner);
@@ -144,14 +180,24 @@ async fn apply(role: &CFRole, ctx: &Context) -> Result<Action> {
             let cached = existing_crb.iter().find(|c| c.name_any() == crb.name_any());
             super::apply::apply(&Api::all(ctx.client.clone()), crb, cached.map(|c| &**c)).await?;
         }
-        let keep: Vec<String> = desired.cluster_role_bindings.iter().map(ResourceExt::name_any).collect();
-        super::apply::prune::<ClusterRoleBinding>(|_| Api::all(ctx.client.clone()), &existing_crb, &keep).await?;
+        let keep: Vec<String> = desired
+            .cluster_role_bindings
+            .iter()
+            .map(ResourceExt::name_any)
+            .collect();
+        super::apply::prune::<ClusterRoleBinding>(|_| Api::all(ctx.client.clone()), &existing_crb, &keep)
+            .await?;
         Ok(())
     }
     .await;
     // status
     let status = role.status.clone().unwrap_or_default();
-    let common = super::ready_status(&status.common, role.metadata.generation, &outcome, "BindingsReady");
+    let common = super::ready_status(
+        &status.common,
+        role.metadata.generation,
+        &outcome,
+        "BindingsReady",
+    );
     let api: Api<CFRole> = Api::namespaced(ctx.client.clone(), &role.namespace().unwrap_or_default());
     let next = CFRoleStatus { common };
     super::apply::status(&api, role, role.status.as_ref(), next.clone()).await?;
@@ -161,9 +207,18 @@ async fn apply(role: &CFRole, ctx: &Context) -> Result<Action> {
 
 async fn cleanup(role: &CFRole, ctx: &Context) -> Result<Action> {
     let owner = build::owner(role);
-    super::apply::prune(|ns| rb_api(ctx, ns), &owned(&ctx.caches.role_bindings, &owner), &[]).await?;
-    super::apply::prune(|_| Api::all(ctx.client.clone()), &owned(&ctx.caches.cluster_role_bindings, &owner), &[])
-        .await?;
+    super::apply::prune(
+        |ns| rb_api(ctx, ns),
+        &owned(&ctx.caches.role_bindings, &owner),
+        &[],
+    )
+    .await?;
+    super::apply::prune(
+        |_| Api::all(ctx.client.clone()),
+        &owned(&ctx.caches.cluster_role_bindings, &owner),
+        &[],
+    )
+    .await?;
     Ok(Action::await_change())
 }
 

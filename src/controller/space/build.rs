@@ -17,8 +17,10 @@ use crate::{
 
 /// The Role in the org namespace that lets the space's members read the CFSpace; owned by it.
 pub fn reader_role(space: &CFSpace) -> Role {
-    let labels =
-        BTreeMap::from([(MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()), (SPACE_GUID.to_owned(), space.name_any())]);
+    let labels = BTreeMap::from([
+        (MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
+        (SPACE_GUID.to_owned(), space.name_any()),
+    ]);
     let mut role = space_reader(&space.name_any(), &space.namespace().unwrap_or_default(), labels);
     role.metadata.owner_references = space.controller_owner_ref(&()).map(|r| vec![r]);
     stamp_again(role)
@@ -47,8 +49,17 @@ mod tests {
         let ns = namespace(&fixtures::space("s1", "dev"), "org-1");
         assert_eq!(ns.metadata.name.as_deref(), Some("s1"));
         let labels = ns.labels();
-        assert_eq!(labels.get("kubefoundry.dev/org-guid").map(String::as_str), Some("org-1"));
-        assert_eq!(labels.get("kubefoundry.dev/space-guid").map(String::as_str), Some("s1"));
-        assert_eq!(labels.get("kubefoundry.dev/owner").map(String::as_str), Some("CFSpace.org-1.s1"));
+        assert_eq!(
+            labels.get("kubefoundry.dev/org-guid").map(String::as_str),
+            Some("org-1")
+        );
+        assert_eq!(
+            labels.get("kubefoundry.dev/space-guid").map(String::as_str),
+            Some("s1")
+        );
+        assert_eq!(
+            labels.get("kubefoundry.dev/owner").map(String::as_str),
+            Some("CFSpace.org-1.s1")
+        );
     }
 }

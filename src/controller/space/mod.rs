@@ -32,9 +32,15 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
     Controller::new(api, watcher::Config::default())
         // The owned Namespace changing (or finishing deletion) wakes its owner at once.
-        .watches(namespaces, super::managed(), |ns| namespaces::owner_ref("CFSpace", &ns))
+        .watches(namespaces, super::managed(), |ns| {
+            namespaces::owner_ref("CFSpace", &ns)
+        })
         .graceful_shutdown_on(shutdown)
-        .run(super::metrics::instrument("CFSpace", reconcile), super::error_policy, ctx)
+        .run(
+            super::metrics::instrument("CFSpace", reconcile),
+            super::error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }
@@ -83,7 +89,12 @@ async fn apply(space: &CFSpace, ctx: &Context) -> Result<Action> {
     .await;
     // status
     let status = space.status.clone().unwrap_or_default();
-    let common = super::ready_status(&status.common, space.metadata.generation, &outcome, "NamespaceReady");
+    let common = super::ready_status(
+        &status.common,
+        space.metadata.generation,
+        &outcome,
+        "NamespaceReady",
+    );
     let api: Api<CFSpace> = Api::namespaced(ctx.client.clone(), &namespace);
     let next = CFSpaceStatus { common };
     super::apply::status(&api, space, space.status.as_ref(), next.clone()).await?;

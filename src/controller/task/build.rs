@@ -87,14 +87,20 @@ pub fn finished(state: Option<TaskState>) -> bool {
 
 fn job_condition(job: &Job, type_: &str) -> Option<String> {
     let conditions = job.status.as_ref()?.conditions.as_ref()?;
-    let c = conditions.iter().find(|c| c.type_ == type_ && c.status == "True")?;
+    let c = conditions
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == "True")?;
     Some(c.message.clone().or_else(|| c.reason.clone()).unwrap_or_default())
 }
 
 /// The exit of the task's container, as CF reports a failed task.
 fn exit_reason(pods: &[&Pod]) -> Option<String> {
     pods.iter()
-        .flat_map(|p| p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()))
+        .flat_map(|p| {
+            p.status
+                .iter()
+                .flat_map(|s| s.container_statuses.iter().flatten())
+        })
         .filter_map(|c| c.state.as_ref()?.terminated.as_ref())
         .find(|t| t.exit_code != 0)
         .map(|t| format!("Exited with status {}", t.exit_code))
@@ -108,9 +114,18 @@ pub fn observe(job: &Job, pods: &[&Pod]) -> (TaskState, Option<String>) {
     if let Some(message) = job_condition(job, "Failed") {
         return (TaskState::Failed, Some(exit_reason(pods).unwrap_or(message)));
     }
-    let running = pods.iter().any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+    let running = pods
+        .iter()
+        .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
         || job.status.as_ref().and_then(|s| s.ready).unwrap_or(0) > 0;
-    (if running { TaskState::Running } else { TaskState::Pending }, None)
+    (
+        if running {
+            TaskState::Running
+        } else {
+            TaskState::Pending
+        },
+        None,
+    )
 }
 
 #[cfg(test)]
@@ -129,7 +144,10 @@ mod tests {
     /// VCAP_APPLICATION, limits, no retries, and labels the pod cache and task watch read.
     #[test]
     fn task_becomes_a_run_once_job() {
-        let app = fixtures::app("a1", "my-app").started().droplet("d1").env("FOO", "bar");
+        let app = fixtures::app("a1", "my-app")
+            .started()
+            .droplet("d1")
+            .env("FOO", "bar");
         let mut droplet = fixtures::droplet("d1", "a1", "busybox");
         droplet.status = Some(CFDropletStatus {
             state: Some(DropletState::Staged),
@@ -139,7 +157,12 @@ mod tests {
         let rt = AppRuntime {
             app: &app,
             droplet: &droplet,
-            space: Space { guid: "space-1".into(), name: "dev".into(), org_guid: "org-1".into(), org_name: "o".into() },
+            space: Space {
+                guid: "space-1".into(),
+                name: "dev".into(),
+                org_guid: "org-1".into(),
+                org_name: "o".into(),
+            },
             uris: vec![],
             bindings: vec![],
             secrets_hash: None,
@@ -213,7 +236,8 @@ mod tests {
     }
 
     fn job_with(conditions: serde_json::Value) -> Job {
-        serde_json::from_value(json!({"spec": {"template": {}}, "status": {"conditions": conditions}})).unwrap()
+        serde_json::from_value(json!({"spec": {"template": {}}, "status": {"conditions": conditions}}))
+            .unwrap()
     }
 
     fn pod(phase: &str, exit: Option<i32>) -> Pod {
@@ -225,14 +249,28 @@ mod tests {
     fn state_follows_the_job_and_its_pod() {
         let pending = job_with(json!([]));
         assert_eq!(observe(&pending, &[]), (TaskState::Pending, None));
-        assert_eq!(observe(&pending, &[&pod("Running", None)]), (TaskState::Running, None));
+        assert_eq!(
+            observe(&pending, &[&pod("Running", None)]),
+            (TaskState::Running, None)
+        );
         let done = job_with(json!([{"type": "Complete", "status": "True"}]));
-        assert_eq!(observe(&done, &[&pod("Succeeded", Some(0))]), (TaskState::Succeeded, None));
-        let failed = job_with(json!([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]));
-        assert_eq!(observe(&failed, &[&pod("Failed", Some(3))]), (TaskState::Failed, Some("Exited with status 3".into())));
+        assert_eq!(
+            observe(&done, &[&pod("Succeeded", Some(0))]),
+            (TaskState::Succeeded, None)
+        );
+        let failed = job_with(
+            json!([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]),
+        );
+        assert_eq!(
+            observe(&failed, &[&pod("Failed", Some(3))]),
+            (TaskState::Failed, Some("Exited with status 3".into()))
+        );
         assert_eq!(
             observe(&failed, &[]),
-            (TaskState::Failed, Some("Job has reached the specified backoff limit".into()))
+            (
+                TaskState::Failed,
+                Some("Job has reached the specified backoff limit".into())
+            )
         );
     }
 }

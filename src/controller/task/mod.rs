@@ -12,36 +12,73 @@ use futures::StreamExt;
 use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
 use kube::{
     Api, Resource, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams, PostParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
     core::DeserializeGuard,
     runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
 };
 use serde_json::json;
 
 use super::{
-    Context, Error, Result, names,
+    Caches, Context, Error, Result, names,
     process::{resolve_app, resolve_droplet, resolve_runtime},
     status::{Want, merge},
 };
 use crate::{
-    crd::{CFApp, CFTask, CFTaskStatus, CommonStatus, TaskState},
+    crd::{CFApp, CFDroplet, CFTask, CFTaskStatus, CommonStatus, TaskState},
     labels::{FIELD_MANAGER, TASK_GUID, TASK_SEQUENCE},
 };
 
 /// How often the sequence counter is retried against concurrent writers before backing off.
 const SEQUENCE_ATTEMPTS: usize = 10;
 
+/// Tasks of `app` still waiting for a droplet, as reconcile requests.
+fn waiting(
+    caches: &Caches,
+    namespace: Option<String>,
+    app: &str,
+) -> Vec<ObjectRef<DeserializeGuard<CFTask>>> {
+    caches
+        .tasks
+        .state()
+        .into_iter()
+        .filter(|t| t.namespace() == namespace && t.spec.app_guid == app)
+        .filter(|t| t.status.as_ref().and_then(|s| s.sequence_id).is_none())
+        .map(|t| ObjectRef::new(&t.name_any()).within(&t.namespace().unwrap_or_default()))
+        .collect()
+}
+
 /// Runs the CFTask reconciler until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
     let api: Api<DeserializeGuard<CFTask>> = Api::all(client.clone());
+    let (c1, c2) = (ctx.caches.clone(), ctx.caches.clone());
     Controller::new(api, watcher::Config::default())
         .owns(Api::<Job>::all(client.clone()), super::managed())
+        // A task waiting for its droplet starts as soon as the app has a staged one.
+        .watches(
+            Api::<DeserializeGuard<CFApp>>::all(client.clone()),
+            watcher::Config::default(),
+            move |a| waiting(&c1, a.namespace(), &a.name_any()),
+        )
+        .watches(
+            Api::<DeserializeGuard<CFDroplet>>::all(client.clone()),
+            watcher::Config::default(),
+            move |d| {
+                d.0.as_ref()
+                    .map(|d| waiting(&c2, d.namespace(), &d.spec.app_guid))
+                    .unwrap_or_default()
+            },
+        )
         // The Pod says when the task runs and how it exited.
-        .watches(Api::<Pod>::all(client), watcher::Config::default().labels(TASK_GUID), |p| {
-            let task = p.labels().get(TASK_GUID).cloned();
-            task.zip(p.namespace()).map(|(t, ns)| ObjectRef::<DeserializeGuard<CFTask>>::new(&t).within(&ns))
-        })
+        .watches(
+            Api::<Pod>::all(client),
+            watcher::Config::default().labels(TASK_GUID),
+            |p| {
+                let task = p.labels().get(TASK_GUID).cloned();
+                task.zip(p.namespace())
+                    .map(|(t, ns)| ObjectRef::<DeserializeGuard<CFTask>>::new(&t).within(&ns))
+            },
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, super::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
@@ -75,22 +112,48 @@ fn status(task: &CFTask, current: &CFTaskStatus, next: CFTaskStatus, outcome: &R
     let common = super::ready_status(&current.common, generation, outcome, "JobCreated");
     let conditions = match next.state {
         Some(TaskState::Succeeded) => {
-            let want = Want { type_: "Succeeded", ok: true, reason: "Completed", message: String::new() };
+            let want = Want {
+                type_: "Succeeded",
+                ok: true,
+                reason: "Completed",
+                message: String::new(),
+            };
             merge(&common.conditions, &[want], generation)
         }
         Some(TaskState::Failed) => {
             let message = next.failure_reason.clone().unwrap_or_default();
             let reason = if task.spec.canceled { "Cancelled" } else { "Failed" };
-            merge(&common.conditions, &[Want { type_: "Succeeded", ok: false, reason, message }], generation)
+            merge(
+                &common.conditions,
+                &[Want {
+                    type_: "Succeeded",
+                    ok: false,
+                    reason,
+                    message,
+                }],
+                generation,
+            )
         }
         _ => common.conditions,
     };
-    CFTaskStatus { common: CommonStatus { observed_generation: generation, conditions }, ..next }
+    CFTaskStatus {
+        common: CommonStatus {
+            observed_generation: generation,
+            conditions,
+        },
+        ..next
+    }
 }
 
 /// Moves the task one step: cancel, initialise (droplet and sequence number), create the
 /// Job, or read its state back. `next` holds whatever was decided, even on error.
-async fn progress(task: &CFTask, ctx: &Context, api: &Api<CFTask>, namespace: &str, next: &mut CFTaskStatus) -> Result<()> {
+async fn progress(
+    task: &CFTask,
+    ctx: &Context,
+    api: &Api<CFTask>,
+    namespace: &str,
+    next: &mut CFTaskStatus,
+) -> Result<()> {
     let job_name = names::job(&task.name_any());
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
     if task.spec.canceled {
@@ -108,9 +171,16 @@ async fn progress(task: &CFTask, ctx: &Context, api: &Api<CFTask>, namespace: &s
     if next.sequence_id.is_none() {
         initialise(task, ctx, api, &app, next).await?;
     }
-    super::adopt::adopt(api, task, &app, &super::app::build::relationship_labels(&app, None)).await?;
-    let cached = ctx.caches.jobs.get(&ObjectRef::new(&job_name).within(namespace));
-    let Some(job) = cached else {
+    super::adopt::adopt(
+        api,
+        task,
+        &app,
+        &super::app::build::relationship_labels(&app, None),
+    )
+    .await?;
+    // The Job and Pod come from the API server: the event that woke us came on another watch
+    // than the caches', which may not hold it yet (and a missed RUNNING would never be seen).
+    let Some(job) = jobs.get_opt(&job_name).await? else {
         if next.state == Some(TaskState::Running) {
             next.state = Some(TaskState::Failed);
             next.failure_reason = Some("the task's Job was deleted".to_owned());
@@ -120,7 +190,10 @@ async fn progress(task: &CFTask, ctx: &Context, api: &Api<CFTask>, namespace: &s
         // build (pure)
         let desired = build::job(task, &resolve_runtime(ctx, &app, &droplet));
         // apply: create once; a Job's template cannot change anyway
-        let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PostParams::default()
+        };
         match jobs.create(&params, &desired).await {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 409 => {}
@@ -129,14 +202,11 @@ async fn progress(task: &CFTask, ctx: &Context, api: &Api<CFTask>, namespace: &s
         next.state = Some(TaskState::Pending);
         return Ok(());
     };
-    let pods: Vec<Arc<Pod>> = ctx
-        .caches
-        .pods
-        .state()
-        .into_iter()
-        .filter(|p| p.namespace().as_deref() == Some(namespace) && p.labels().get(TASK_GUID) == Some(&task.name_any()))
-        .collect();
-    let pods: Vec<&Pod> = pods.iter().map(AsRef::as_ref).collect();
+    let selector = format!("{TASK_GUID}={}", task.name_any());
+    let pods = Api::<Pod>::namespaced(ctx.client.clone(), namespace)
+        .list(&ListParams::default().labels(&selector))
+        .await?;
+    let pods: Vec<&Pod> = pods.items.iter().collect();
     let (state, failure) = build::observe(&job, &pods);
     next.state = Some(state);
     next.failure_reason = failure;
@@ -145,8 +215,18 @@ async fn progress(task: &CFTask, ctx: &Context, api: &Api<CFTask>, namespace: &s
 
 /// Records the task's droplet and sequence number, once. The droplet must be staged first,
 /// so a number is only spent on a task that can run.
-async fn initialise(task: &CFTask, ctx: &Context, api: &Api<CFTask>, app: &CFApp, next: &mut CFTaskStatus) -> Result<()> {
-    let guid = task.spec.droplet_guid.clone().or_else(|| app.spec.current_droplet_guid.clone());
+async fn initialise(
+    task: &CFTask,
+    ctx: &Context,
+    api: &Api<CFTask>,
+    app: &CFApp,
+    next: &mut CFTaskStatus,
+) -> Result<()> {
+    let guid = task
+        .spec
+        .droplet_guid
+        .clone()
+        .or_else(|| app.spec.current_droplet_guid.clone());
     let droplet = resolve_droplet(ctx, app, guid.as_deref())?;
     // The cached task may predate our own status write; only the server knows for sure.
     let fresh = api.get_status(&task.name_any()).await?;
@@ -161,7 +241,12 @@ async fn initialise(task: &CFTask, ctx: &Context, api: &Api<CFTask>, app: &CFApp
     next.droplet_guid = Some(droplet.name_any());
     next.state = Some(TaskState::Pending);
     // Recorded at once, so a later failure cannot make the task draw a second number.
-    let recorded = status(task, &task.status.clone().unwrap_or_default(), next.clone(), &Ok(()));
+    let recorded = status(
+        task,
+        &task.status.clone().unwrap_or_default(),
+        next.clone(),
+        &Ok(()),
+    );
     super::apply::status(api, task, task.status.as_ref(), recorded).await?;
     Ok(())
 }
@@ -170,10 +255,17 @@ async fn initialise(task: &CFTask, ctx: &Context, api: &Api<CFTask>, app: &CFApp
 /// with the read resourceVersion as a precondition, and retry when another writer won.
 async fn next_sequence(ctx: &Context, app: &CFApp) -> Result<i64> {
     let apps: Api<CFApp> = Api::namespaced(ctx.client.clone(), &app.namespace().unwrap_or_default());
-    let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PatchParams::default() };
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
     for _ in 0..SEQUENCE_ATTEMPTS {
         let current = apps.get(&app.name_any()).await?;
-        let last = current.annotations().get(TASK_SEQUENCE).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        let last = current
+            .annotations()
+            .get(TASK_SEQUENCE)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0);
         let patch = json!({
             "metadata": {
                 "resourceVersion": current.resource_version(),
@@ -188,6 +280,9 @@ async fn next_sequence(ctx: &Context, app: &CFApp) -> Result<i64> {
     }
     Err(Error::Waiting {
         reason: "SequenceContended",
-        message: format!("the task counter of app {} kept changing; retrying", app.name_any()),
+        message: format!(
+            "the task counter of app {} kept changing; retrying",
+            app.name_any()
+        ),
     })
 }

@@ -1,0 +1,199 @@
+"""Helpers for the chart suites: rendering the chart with real Helm, writing objects to a sim
+(server-side apply over plain REST, any kind), ServiceAccount-token kubeconfigs, and
+`kubefoundry controller` as a local process whose log is searched for RBAC denials."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import helm_python as helm
+import yaml
+from kubernetes import client
+
+from deploy_render import CHART, NAMESPACE, RELEASE
+from support import Sim, _die_with_parent, sim_binary
+
+ROOT_NAMESPACE = "cf"
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+
+# What kube-apiserver (and the sim) says when RBAC denies a request, or refuses a Role or
+# binding that would grant more than its author holds. Other 403s (a terminating namespace
+# refusing new content) are ordinary and do not count.
+DENIAL = re.compile(r'cannot [a-z]+ resource|attempting to grant RBAC permissions not currently held')
+
+
+def render(values: dict | None = None, *, name: str = RELEASE, namespace: str = NAMESPACE) -> dict[str, list[dict]]:
+    """The chart's templates rendered by Helm 4, parsed: template file name -> objects."""
+    chart = helm.Chart.load(CHART)
+    manifests = chart.render(values or {}, name=name, namespace=namespace, is_install=True)
+    out: dict[str, list[dict]] = {}
+    for path, text in manifests.items():
+        if path.endswith("NOTES.txt"):
+            continue
+        docs = [d for d in yaml.safe_load_all(text) if d]
+        if docs:
+            out[Path(path).name] = docs
+    return out
+
+
+def notes(values: dict | None = None) -> str:
+    chart = helm.Chart.load(CHART)
+    manifests = chart.render(values or {}, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    return next(text for path, text in manifests.items() if path.endswith("NOTES.txt"))
+
+
+def crds() -> list[dict]:
+    return [yaml.safe_load(c["data"]) for c in helm.Chart.load(CHART).crds]
+
+
+def plural(kind: str) -> str:
+    lower = kind.lower()
+    if lower.endswith("s"):
+        return lower + "es"
+    if lower.endswith("y"):
+        return lower[:-1] + "ies"
+    return lower + "s"
+
+
+def path_of(api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str:
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    if kind not in CLUSTER_SCOPED:
+        base += f"/namespaces/{namespace}"
+    base += f"/{plural(kind)}"
+    return f"{base}/{name}" if name else base
+
+
+def _call(api: client.ApiClient, method: str, path: str, body=None, content_type: str = "application/json",
+          query: list | None = None):
+    """One REST call through the client's configuration (server, CA, credentials)."""
+    headers = {"Accept": "application/json", "Content-Type": content_type}
+    method, url, headers, body, post = api.param_serialize(method, path, query_params=query or [],
+                                                           header_params=headers, body=body,
+                                                           auth_settings=["BearerToken"])
+    response = api.call_api(method, url, headers, body, post)
+    response.read()
+    text = response.data.decode() if response.data else ""
+    if not 200 <= response.status <= 299:
+        raise client.ApiException.from_response(http_resp=response, body=text, data=None)
+    return json.loads(text) if text else None
+
+
+def apply(api: client.ApiClient, obj: dict, manager: str = "e2e") -> dict:
+    """Server-side apply of any object (create or update), forcing ownership."""
+    meta = obj["metadata"]
+    path = path_of(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+    return _call(api, "PATCH", path, obj, "application/apply-patch+yaml",
+                 [("fieldManager", manager), ("force", "true")])
+
+
+def merge_patch(api: client.ApiClient, api_version: str, kind: str, namespace: str | None, name: str, patch: dict):
+    return _call(api, "PATCH", path_of(api_version, kind, namespace, name), patch, "application/merge-patch+json")
+
+
+def get(api: client.ApiClient, api_version: str, kind: str, namespace: str | None, name: str) -> dict | None:
+    try:
+        return _call(api, "GET", path_of(api_version, kind, namespace, name))
+    except client.ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def list_(api: client.ApiClient, api_version: str, kind: str, namespace: str | None = None,
+          selector: str | None = None) -> list[dict]:
+    path = path_of(api_version, kind, namespace) if namespace or kind in CLUSTER_SCOPED else \
+        ("/api/" if "/" not in api_version else "/apis/") + f"{api_version}/{plural(kind)}"
+    query = [("labelSelector", selector)] if selector else []
+    return _call(api, "GET", path, query=query)["items"]
+
+
+def delete(api: client.ApiClient, api_version: str, kind: str, namespace: str | None, name: str) -> None:
+    try:
+        _call(api, "DELETE", path_of(api_version, kind, namespace, name))
+    except client.ApiException as e:
+        if e.status != 404:
+            raise
+
+
+def wait_established(api: client.ApiClient, names: list[str], timeout: float = 20) -> None:
+    ext = client.ApiextensionsV1Api(api)
+    deadline = time.monotonic() + timeout
+    pending = set(names)
+    while pending and time.monotonic() < deadline:
+        for name in list(pending):
+            crd = ext.read_custom_resource_definition(name)
+            if any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or [])):
+                pending.discard(name)
+        time.sleep(0.05)
+    assert not pending, f"CRDs not established: {pending}"
+
+
+def token_kubeconfig(sim: Sim, api: client.ApiClient, namespace: str, service_account: str, dest: Path) -> Path:
+    """A kubeconfig that authenticates as `namespace/service_account` with a bound token from
+    the TokenRequest API (what `kubectl create token` does), so RBAC is all it has."""
+    request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}}
+    token = _call(api, "POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token",
+                  request)["status"]["token"]
+    admin = yaml.safe_load(sim.kubeconfig.read_text())
+    cluster = admin["clusters"][0]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": service_account, "user": {"token": token}}],
+        "contexts": [{"name": service_account, "context": {"cluster": cluster["name"], "user": service_account}}],
+        "current-context": service_account,
+    }
+    dest.write_text(yaml.safe_dump(config))
+    return dest
+
+
+def controller_args(deployment: dict) -> list[str]:
+    """The controller container's arguments from the chart's Deployment, with the metrics port
+    moved to a free local one (the chart's 0.0.0.0:8080 would collide between test runs)."""
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    args = [a for a in container["args"] if not a.startswith("--metrics-addr")]
+    return args + ["--metrics-addr=127.0.0.1:0"]
+
+
+class Controller:
+    """`kubefoundry controller` as a local process, logging to a file."""
+
+    def __init__(self, args: list[str], kubeconfig: Path, log: Path, identity: str):
+        self.log = log
+        env = dict(os.environ, KUBECONFIG=str(kubeconfig), POD_NAME=identity,
+                   # Debug for kubefoundry: a failed Event write is only logged at debug level.
+                   RUST_LOG="info,kubefoundry=debug", NO_COLOR="1")
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen([str(sim_binary()), *args], stdout=out, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent)
+
+    def text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def denials(self) -> list[str]:
+        return [line for line in self.text().splitlines() if DENIAL.search(line)]
+
+    def exited(self) -> int | None:
+        return self.process.poll()
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.text().splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)

@@ -1,0 +1,259 @@
+"""Least privilege, proven: `kubefoundry controller` runs as a local process against
+`kubefoundry sim --tls`, authenticated only by a token of the chart's controller ServiceAccount,
+so the chart's RBAC is all it has.
+
+- With the chart installed by Helm, the controller converges a whole CF tree (orgs, spaces,
+  roles, an app with its package, build, droplet, process, route, service binding and task) and
+  tears it down again, and never gets an RBAC denial.
+- Then each rule of the chart's controller ClusterRole and leader-election Role is removed in
+  turn, in a fresh cluster each: something visible must break (an RBAC denial in the
+  controller's log, a step that does not converge, or the controller exiting). A rule whose
+  removal breaks nothing is surplus and fails the test.
+
+The simulated cluster enforces RBAC like kube-apiserver, including escalation prevention (a Role
+or binding may only grant what its author holds, unless it has `escalate` or `bind`), so the
+`bind` and `escalate` rules are proven too.
+
+Not covered yet: the CF API's ServiceAccount. `kubefoundry api` is still being built (issue 5);
+once it serves the push scenario, run it here the same way, as the chart's API ServiceAccount,
+and remove each of its rules in turn.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import helm_python as helm
+import pytest
+from kubernetes import client, config as kconfig
+
+import cf_scenario
+import chartenv as ce
+from deploy_render import CHART, NAMESPACE, RELEASE
+from support import start_sim, stop_sim
+
+CONTROLLER_SA = f"{RELEASE}-controller"
+STEP_TIMEOUT = 20.0
+# Rule removals run in fresh clusters, several at a time; most break within a second or two.
+REMOVAL_STEP_TIMEOUT = 8.0
+# A passing run lasts past the first renewal of the leader Lease (every 5 s), so a missing
+# `update` on the Lease shows.
+MIN_RUN_SECONDS = 6.5
+WORKERS = int(os.environ.get("KUBEFOUNDRY_LP_WORKERS", "4"))
+
+
+def rbac_objects(rendered: dict[str, list[dict]]) -> list[dict]:
+    """What a controller needs from the chart besides its Deployment: namespaces, the
+    ServiceAccount, its RBAC, and the CF ClusterRoles."""
+    skip = {"Deployment", "PodDisruptionBudget"}
+    objs = [o for docs in rendered.values() for o in docs if o["kind"] not in skip]
+    release_ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+    return [release_ns] + sorted(objs, key=lambda o: o["kind"] != "Namespace")
+
+
+def controller_rules(objs: list[dict]) -> list[tuple[int, int, str]]:
+    """(object index, rule index, description) of every rule of the controller's own RBAC."""
+    out = []
+    for i, obj in enumerate(objs):
+        if obj["kind"] in ("ClusterRole", "Role") and obj["metadata"]["name"].startswith(CONTROLLER_SA):
+            for j, rule in enumerate(obj["rules"]):
+                names = f" names={len(rule['resourceNames'])}" if rule.get("resourceNames") else ""
+                desc = (f"{obj['kind']} rule {j}: {rule['apiGroups']} {rule['resources']}{names} "
+                        f"verbs={rule['verbs']}")
+                out.append((i, j, desc))
+    return out
+
+
+def run_controller(sim, api: client.ApiClient, rendered: dict, workdir: Path, identity: str,
+                   step_timeout: float) -> tuple[cf_scenario.Outcome, ce.Controller]:
+    kubeconfig = ce.token_kubeconfig(sim, api, NAMESPACE, CONTROLLER_SA, workdir / "controller.kubeconfig")
+    args = ce.controller_args(rendered["controller-deployment.yaml"][0])
+    controller = ce.Controller(args, kubeconfig, workdir / "controller.log", identity)
+    try:
+        outcome = cf_scenario.run(api, controller, step_timeout, MIN_RUN_SECONDS)
+    finally:
+        controller.stop()
+    return outcome, controller
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    return ce.render()
+
+
+# The sim's debug log of every request, with its user: an audit log.
+AUDIT_ENV = {"RUST_LOG": "info,kubefoundry_sim::api=debug", "NO_COLOR": "1"}
+AUDIT_LINE = re.compile(r'request .*verb="?(?P<verb>[a-z]+)"? user="?(?P<user>[^" ]+)"? '
+                        r'group="?(?P<group>[^" ]*)"? resource="?(?P<resource>[^" ]*)"? '
+                        r'subresource="?(?P<subresource>[^" ]*)"?')
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """A TLS sim (so bearer tokens are sent) with the chart installed by Helm, default values."""
+    workdir = tmp_path_factory.mktemp("lp-installed")
+    sim = start_sim(tls=True, workdir=workdir, env=AUDIT_ENV)
+    api = sim.api_client()
+    try:
+        with helm.Config(kubeconfig_path=str(sim.kubeconfig), namespace=NAMESPACE) as cfg:
+            cfg.install(CHART, RELEASE, {}, create_namespace=True, wait="watcher", timeout=60)
+        yield sim, api, workdir
+    finally:
+        api.close()
+        stop_sim(sim)
+
+
+@pytest.fixture(scope="module")
+def baseline(installed, rendered):
+    """The controller, as the chart's ServiceAccount, through the whole scenario."""
+    sim, api, workdir = installed
+    outcome, controller = run_controller(sim, api, rendered, workdir, "lp-installed", STEP_TIMEOUT)
+    return outcome, controller
+
+
+def test_controller_converges_as_the_chart_service_account(installed, baseline):
+    sim, api, workdir = installed
+    # Really only the ServiceAccount: it may not even list namespaces outside its grants.
+    kubeconfig = ce.token_kubeconfig(sim, api, NAMESPACE, CONTROLLER_SA, workdir / "probe.kubeconfig")
+    as_sa = kconfig.new_client_from_config(config_file=str(kubeconfig))
+    with pytest.raises(client.ApiException) as denied:
+        client.CoreV1Api(as_sa).list_namespaced_config_map("default")
+    assert denied.value.status == 403
+    as_sa.close()
+
+    outcome, controller = baseline
+    assert outcome.ok, f"{outcome.step}: {outcome.evidence}\n--- controller log ---\n{controller.tail(40)}"
+    assert controller.denials() == []
+    # It led through the chart's Lease (and released it when stopped).
+    lease = client.CoordinationV1Api(api).read_namespaced_lease("kubefoundry-controller", NAMESPACE)
+    assert lease.spec.holder_identity in (None, "lp-installed")
+    print(f"converged and tore down in {outcome.seconds:.1f}s: {outcome.timings}")
+
+
+def test_every_granted_permission_is_used(installed, baseline, rendered):
+    """Finer than removing rules: every verb on every resource the controller's rules grant was
+    requested by the controller in the baseline run (from the sim's audit log). `bind` is not a
+    request (RBAC checks it when a binding is written); removing its rule shows it is needed."""
+    sim, _, _ = installed
+    user = f"system:serviceaccount:{NAMESPACE}:{CONTROLLER_SA}"
+    used = set()
+    for line in sim.log.read_text(errors="replace").splitlines():
+        m = AUDIT_LINE.search(line)
+        if m and m["user"] == user and m["resource"]:  # (not discovery, which every user may read)
+            resource = m["resource"] + (f"/{m['subresource']}" if m["subresource"] else "")
+            used.add((m["group"], resource, m["verb"]))
+    assert used, "no audit lines from the controller in the sim log"
+    objs = rbac_objects(rendered)
+    granted = {(g, r, v) for i, j, _ in controller_rules(objs) for rule in [objs[i]["rules"][j]]
+               for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"] if v != "bind"}
+    unused = sorted(granted - used)
+    assert not unused, f"granted but never used by the controller (surplus, or a scenario gap): {unused}"
+    # And nothing it used is outside the grants (the sim would have refused it anyway).
+    assert not sorted(used - granted - {(g, r, v) for g, r, v in used if v == "bind"})
+
+
+def test_the_service_account_grants_only_the_cf_roles(installed):
+    """Kubernetes escalation prevention, as the chart's ServiceAccount sees it: it may bind the
+    CF ClusterRoles (`bind`), but not grant anything it does not hold, and write no ClusterRole."""
+    sim, api, workdir = installed
+    kubeconfig = ce.token_kubeconfig(sim, api, NAMESPACE, CONTROLLER_SA, workdir / "escalation.kubeconfig")
+    as_sa = kconfig.new_client_from_config(config_file=str(kubeconfig))
+
+    def binding(role: str) -> dict:
+        return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": f"probe-{role.replace(':', '-')}", "namespace": ce.ROOT_NAMESPACE},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "mallory"}]}
+
+    try:
+        ce.apply(as_sa, binding("kubefoundry:space_auditor"))
+        with pytest.raises(client.ApiException) as denied:
+            ce.apply(as_sa, binding("cluster-admin"))
+        assert denied.value.status == 403
+        assert "attempting to grant RBAC permissions not currently held" in json.loads(denied.value.body)["message"]
+        # Rewriting a CF ClusterRole to grant everything, then binding it, would be the way around.
+        everything = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                      "metadata": {"name": "kubefoundry:space_auditor"},
+                      "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}
+        with pytest.raises(client.ApiException) as denied:
+            ce.apply(as_sa, everything)
+        assert denied.value.status == 403
+        assert 'cannot patch resource "clusterroles"' in json.loads(denied.value.body)["message"]
+    finally:
+        as_sa.close()
+        ce.delete(api, "rbac.authorization.k8s.io/v1", "RoleBinding", ce.ROOT_NAMESPACE, "probe-kubefoundry-space_auditor")
+
+
+@pytest.fixture(scope="module")
+def seeded(rendered, tmp_path_factory) -> tuple[Path, list[dict]]:
+    """A sim data directory holding the chart's CRDs (established) and every object a
+    controller needs except its own RBAC rules, which each removal run writes itself: copying it
+    is much cheaper than installing CRDs into each fresh cluster."""
+    objs = rbac_objects(rendered)
+    workdir = tmp_path_factory.mktemp("lp-seed")
+    sim = start_sim(tls=True, workdir=workdir, extra_args=["--data-dir", str(workdir / "data")])
+    api = sim.api_client()
+    try:
+        crds = ce.crds()
+        for crd in crds:
+            ce.apply(api, crd)
+        ce.wait_established(api, [c["metadata"]["name"] for c in crds])
+        for i, obj in enumerate(objs):
+            if i not in {index for index, _, _ in controller_rules(objs)}:
+                ce.apply(api, obj)
+    finally:
+        api.close()
+        stop_sim(sim)
+    return workdir / "data", objs
+
+
+def _removal_run(seed: tuple[Path, list[dict]], removed: tuple[int, int, str], workdir: Path,
+                 rendered: dict, step_timeout: float) -> cf_scenario.Outcome:
+    """A fresh cluster from the seed, the controller's RBAC minus one rule, one controller run."""
+    data, objs = seed
+    index, rule, _ = removed
+    objs = copy.deepcopy(objs)
+    del objs[index]["rules"][rule]
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(data, workdir / "data")
+    sim = start_sim(tls=True, workdir=workdir, extra_args=["--data-dir", str(workdir / "data")])
+    api = sim.api_client()
+    try:
+        ce.wait_established(api, [c["metadata"]["name"] for c in ce.crds()])
+        for i in sorted({i for i, _, _ in controller_rules(objs)}):
+            ce.apply(api, objs[i])
+        outcome, _ = run_controller(sim, api, rendered, workdir, f"lp-{index}-{rule}", step_timeout)
+        return outcome
+    finally:
+        api.close()
+        stop_sim(sim)
+
+
+def test_every_rule_is_needed(rendered, seeded, tmp_path):
+    rules = controller_rules(seeded[1])
+    assert len(rules) > 20, rules
+
+    def attempt(rule, name, timeout):
+        return _removal_run(seeded, rule, tmp_path / f"{name}-{rule[0]}-{rule[1]}", rendered, timeout)
+
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        futures = {r: pool.submit(attempt, r, "rule", REMOVAL_STEP_TIMEOUT) for r in rules}
+        results = {r: f.result() for r, f in futures.items()}
+    # A step that merely timed out under parallel load is retried alone with the long timeout;
+    # a step that still does not converge is a visible break too.
+    for rule, outcome in list(results.items()):
+        if outcome.kind == "timeout":
+            results[rule] = attempt(rule, "retry", STEP_TIMEOUT)
+    report = "\n".join(
+        f"{'SURPLUS' if o.ok else 'needed '} {desc}\n          -> {o.step or 'every step passed'}: "
+        f"{o.evidence or 'nothing broke'} ({o.seconds:.1f}s)"
+        for (_, _, desc), o in results.items())
+    print(report)
+    surplus = [desc for (_, _, desc), o in results.items() if o.ok]
+    assert not surplus, "rules whose removal breaks nothing (remove them from the chart):\n" + "\n".join(surplus)
