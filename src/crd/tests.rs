@@ -39,6 +39,20 @@ fn update<K: CustomResourceExt + Serialize + Resource>(new: &K, old: &K) -> Resu
     validate_cel_update(new, old)
 }
 
+/// A real kube-apiserver refuses non-structural schemas; the simulated cluster's checker
+/// reproduces its structural-schema validation, CEL compilation included.
+#[test]
+fn every_crd_is_structural() {
+    for crd in all() {
+        let errors = kubefoundry_sim::schema::structural_errors(&schema_of(&crd));
+        assert!(
+            errors.is_empty(),
+            "{} is not structural: {errors:#?}",
+            crd.spec.names.kind
+        );
+    }
+}
+
 #[test]
 fn every_cel_rule_compiles() {
     for crd in all() {
