@@ -146,6 +146,8 @@ def _steps() -> list[Step]:
         _apply_all([
             cf("CFSpace", ORG, SPACE, {"displayName": "dev"}),
             role(ORG, "r-mgr", "organization_manager", "bob"),
+            # A private domain: the controller looks its org up.
+            cf("CFDomain", ROOT, "d2", {"name": "internal.example.com", "organizationGuid": ORG}),
         ]),
         [
             exists("v1", "Namespace", None, SPACE),
@@ -154,6 +156,7 @@ def _steps() -> list[Step]:
             # The org namespace, the root namespace (org reader), and the org's space.
             bindings_of(f"CFRole.{ORG}.r-mgr", 3),
             ready("CFRole", ORG, "r-mgr"),
+            ready("CFDomain", ROOT, "d2"),
         ],
     )
     app_step = Step(

@@ -168,8 +168,8 @@ class Controller:
     def __init__(self, args: list[str], kubeconfig: Path, log: Path, identity: str):
         self.log = log
         env = dict(os.environ, KUBECONFIG=str(kubeconfig), POD_NAME=identity,
-                   # Debug for kubefoundry: a failed Event write is only logged at debug level.
-                   RUST_LOG="info,kubefoundry=debug", NO_COLOR="1")
+                   # A failed Event write is only logged at debug level.
+                   RUST_LOG="info,kubefoundry::controller::events=debug", NO_COLOR="1")
         with open(log, "wb") as out:
             self.process = subprocess.Popen([str(sim_binary()), *args], stdout=out, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent)

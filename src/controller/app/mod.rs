@@ -14,7 +14,10 @@ use kube::{
     runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
 };
 
-use super::{Caches, Context, Error, Result, process::resolve_droplet};
+use super::{
+    Caches, Context, Error, Result,
+    process::{Rechecks, resolve_droplet},
+};
 use crate::{
     crd::{CFApp, CFDroplet, CFProcess},
     labels::FIELD_MANAGER,
@@ -36,6 +39,7 @@ fn app_ref(
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
     let api: Api<DeserializeGuard<CFApp>> = Api::all(client.clone());
+    let rechecks = Arc::new(Rechecks::default());
     let (c1, c2) = (ctx.caches.clone(), ctx.caches.clone());
     Controller::new(api, watcher::Config::default())
         // Processes report the ready instances the app sums; kubectl-made ones need labels.
@@ -59,7 +63,17 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             },
         )
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, super::error_policy, ctx)
+        .run(
+            move |app, ctx| {
+                let rechecks = rechecks.clone();
+                async move {
+                    let action = reconcile(app.clone(), ctx).await?;
+                    Ok(rechecks.settle(app.as_ref(), action))
+                }
+            },
+            super::error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }

@@ -6,7 +6,11 @@
 
 pub mod build;
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
 
 use futures::StreamExt;
 use k8s_openapi::api::{
@@ -70,10 +74,45 @@ fn app_of_secret(caches: &Caches, secret: &Secret) -> Option<String> {
         .and_then(|b| b.spec.app_guid.clone())
 }
 
+/// How soon a reconcile woken by an event is repeated once.
+const RECHECK: Duration = Duration::from_secs(2);
+
+/// One more look shortly after each event-driven reconcile. The event that woke a reconciler
+/// arrived on its own watch, and the caches it resolves from are other watches that may not
+/// hold that change yet; when the change is the only event (a droplet staged, a Secret
+/// rotated), nothing else would wake the reconciler to see it.
+#[derive(Default)]
+pub struct Rechecks(Mutex<HashMap<String, Instant>>);
+
+impl Rechecks {
+    /// `action`, unless this reconcile is not itself the recheck of a recent one: then a
+    /// requeue after [`RECHECK`].
+    pub fn settle<K: Resource>(&self, object: &K, action: Action) -> Action {
+        let Some(uid) = object.meta().uid.clone() else {
+            return action;
+        };
+        let now = Instant::now();
+        let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        // Entries of objects deleted before their recheck must not pile up.
+        seen.retain(|_, at| now.duration_since(*at) < RECHECK * 30);
+        match seen.get(&uid) {
+            Some(at) if now.duration_since(*at) < RECHECK * 2 => {
+                seen.remove(&uid);
+                action
+            }
+            _ => {
+                seen.insert(uid, now);
+                Action::requeue(RECHECK)
+            }
+        }
+    }
+}
+
 /// Runs the CFProcess reconciler until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
     let api: Api<DeserializeGuard<CFProcess>> = Api::all(client.clone());
+    let rechecks = Arc::new(Rechecks::default());
     let (c1, c2, c3, c4, c5, c6) = (
         ctx.caches.clone(),
         ctx.caches.clone(),
@@ -134,7 +173,17 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             },
         )
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, super::error_policy, ctx)
+        .run(
+            move |process, ctx| {
+                let rechecks = rechecks.clone();
+                async move {
+                    let action = reconcile(process.clone(), ctx).await?;
+                    Ok(rechecks.settle(process.as_ref(), action))
+                }
+            },
+            super::error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }
@@ -376,5 +425,26 @@ pub fn resolve_runtime<'a>(ctx: &Context, app: &'a CFApp, droplet: &'a CFDroplet
         uris,
         bindings: podspec::binding_dir_names(bindings),
         secrets_hash: podspec::secrets_hash(secrets.iter().map(AsRef::as_ref)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+
+    /// An event-driven reconcile is looked at once more, and only once.
+    #[test]
+    fn each_reconcile_is_rechecked_once() {
+        let rechecks = Rechecks::default();
+        let mut process = fixtures::process("a1-web", "a1", "web");
+        process.metadata.uid = Some("uid-1".into());
+        let resync = Action::requeue(Duration::from_secs(300));
+        assert_eq!(
+            rechecks.settle(&process, resync.clone()),
+            Action::requeue(RECHECK)
+        );
+        assert_eq!(rechecks.settle(&process, resync.clone()), resync);
+        assert_eq!(rechecks.settle(&process, resync), Action::requeue(RECHECK));
     }
 }
