@@ -49,7 +49,7 @@ fi
 
 if [ -z "${KUBEFOUNDRY_BIN:-}" ]; then
   (cd "$repo" && cargo build --quiet --locked -p kubefoundry)
-  export KUBEFOUNDRY_BIN="$repo/target/debug/kubefoundry"
+  export KUBEFOUNDRY_BIN="${CARGO_TARGET_DIR:-$repo/target}/debug/kubefoundry"
 fi
 
 cd "$here"
