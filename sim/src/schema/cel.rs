@@ -1033,8 +1033,42 @@ thread_local! {
         ctx.register_all();
         ctx.add_function(OPT_SELECT_FN, optional_select);
         ctx.add_function("dyn", dyn_identity);
+        ctx.add_function("matches", matches_cached);
         ctx
     };
+}
+
+/// `string.matches(pattern)` exactly as the `cel` crate defines it (same regex engine, same
+/// error), but compiling each pattern once per thread: the crate compiles it on every call,
+/// which was most of a CFApp write's CEL cost (its env rule calls `matches` once per key).
+fn matches_cached(
+    ftx: &kube_cel::cel::FunctionContext,
+    kube_cel::cel::extractors::This(this): kube_cel::cel::extractors::This<Arc<String>>,
+    pattern: Arc<String>,
+) -> Result<bool, ExecutionError> {
+    thread_local! {
+        static COMPILED: std::cell::RefCell<HashMap<Arc<String>, regex::Regex>> =
+            std::cell::RefCell::new(HashMap::new());
+    }
+    let cached = COMPILED.with(|c| c.borrow().get(&pattern).map(|re| re.is_match(&this)));
+    if let Some(matched) = cached {
+        return Ok(matched);
+    }
+    match regex::Regex::new(&pattern) {
+        Ok(re) => {
+            let matched = re.is_match(&this);
+            COMPILED.with(|c| {
+                let mut c = c.borrow_mut();
+                // Patterns can come from object data, not only from rules: keep the cache small.
+                if c.len() >= 256 {
+                    c.clear();
+                }
+                c.insert(pattern, re);
+            });
+            Ok(matched)
+        }
+        Err(err) => Err(ftx.error(format!("'{pattern}' not a valid regex:\n{err}"))),
+    }
 }
 
 /// Maps a `cel` runtime error onto cel-go's wording.

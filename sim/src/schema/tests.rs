@@ -591,6 +591,31 @@ fn cel_runtime_errors_use_cel_go_wording() {
 }
 
 #[test]
+fn cel_matches_caches_patterns_and_keeps_the_crate_error() {
+    let s = compiled(json!({
+        "type": "object",
+        "properties": {"s": {"type": "string"}, "p": {"type": "string"}},
+        "x-kubernetes-validations": [{"rule": "self.s.matches(self.p)", "message": "no match"}]
+    }));
+    // Twice: the second evaluation of each pattern comes from the cache.
+    for _ in 0..2 {
+        assert_eq!(
+            lines(&s.validate(&obj(json!({"s": "abc", "p": "^a"})), None)),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            lines(&s.validate(&obj(json!({"s": "xbc", "p": "^a"})), None)),
+            vec!["spec: Invalid value: no match"]
+        );
+    }
+    let broken = lines(&s.validate(&obj(json!({"s": "abc", "p": "("})), None));
+    assert!(
+        broken.len() == 1 && broken[0].contains("'(' not a valid regex"),
+        "{broken:?}"
+    );
+}
+
+#[test]
 fn ratcheting_lets_unchanged_invalid_values_through() {
     let s = compiled(json!({"type": "object", "properties": {
         "n": {"type": "integer", "maximum": 5},
