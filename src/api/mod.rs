@@ -2,7 +2,10 @@
 //! from watch caches filtered by the caller's CF roles, writes are CRD writes made as the caller
 //! (impersonated), so Kubernetes RBAC decides. Errors are Cloud Controller's.
 
+pub mod access;
 pub mod auth;
+pub mod body;
+pub mod claims;
 pub mod error;
 pub mod pagination;
 pub mod query;
@@ -19,7 +22,12 @@ use kube::{
 
 pub use error::{CfError, CfResult};
 
-use crate::crd::{CFOrg, CFRole, CFSpace};
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::crd::{
+    CFApp, CFBuild, CFDomain, CFDroplet, CFOrg, CFPackage, CFProcess, CFRole, CFRoute, CFServiceBinding,
+    CFServiceInstance, CFSpace, CFTask,
+};
 
 /// Largest JSON body accepted (CF answers 413 beyond it).
 pub const MAX_JSON_BODY: usize = 1024 * 1024;
@@ -35,7 +43,7 @@ pub struct Config {
     pub identity_ttl: Duration,
 }
 
-/// Reflector stores the façade reads from.
+/// Reflector stores the façade reads from: every CF kind, plus the Pods of apps (for stats).
 #[derive(Clone)]
 pub struct Caches {
     /// Every CFOrg.
@@ -44,6 +52,28 @@ pub struct Caches {
     pub spaces: Store<CFSpace>,
     /// Every CFRole, for deciding what a caller may see.
     pub roles: Store<CFRole>,
+    /// Every CFApp.
+    pub apps: Store<CFApp>,
+    /// Every CFProcess.
+    pub processes: Store<CFProcess>,
+    /// Every CFPackage.
+    pub packages: Store<CFPackage>,
+    /// Every CFBuild.
+    pub builds: Store<CFBuild>,
+    /// Every CFDroplet.
+    pub droplets: Store<CFDroplet>,
+    /// Every CFRoute.
+    pub routes: Store<CFRoute>,
+    /// Every CFDomain.
+    pub domains: Store<CFDomain>,
+    /// Every CFTask.
+    pub tasks: Store<CFTask>,
+    /// Every CFServiceInstance.
+    pub service_instances: Store<CFServiceInstance>,
+    /// Every CFServiceBinding.
+    pub service_bindings: Store<CFServiceBinding>,
+    /// Pods of apps and tasks (those carrying the app GUID label).
+    pub pods: Store<Pod>,
 }
 
 /// Everything handlers share.
@@ -56,6 +86,8 @@ pub struct ApiState {
     pub caches: Caches,
     /// Resolves callers.
     pub auth: auth::Authenticator,
+    /// Failures of jobs finished within their request.
+    pub job_failures: v3::jobs::Failures,
     clients: std::sync::Mutex<HashMap<auth::Identity, Client>>,
 }
 
@@ -100,7 +132,7 @@ fn impersonating(client: &Client, identity: &auth::Identity) -> Client {
 
 /// Starts the caches; resolves once they hold a first view.
 pub async fn caches(client: &Client) -> Caches {
-    fn run<K>(client: &Client) -> Store<K>
+    fn run<K>(client: &Client, config: watcher::Config) -> (Store<K>, futures::future::BoxFuture<'static, ()>)
     where
         K: kube::Resource<DynamicType = ()>
             + Clone
@@ -113,21 +145,48 @@ pub async fn caches(client: &Client) -> Caches {
         let (reader, writer) = reflector::store();
         let stream = reflector::reflector(
             writer,
-            watcher(Api::<K>::all(client.clone()), watcher::Config::default()).default_backoff(),
+            watcher(Api::<K>::all(client.clone()), config).default_backoff(),
         )
         .applied_objects()
         .for_each(|_| futures::future::ready(()));
         tokio::spawn(stream);
-        reader
+        let ready = reader.clone();
+        (
+            reader,
+            Box::pin(async move {
+                let _ = ready.wait_until_ready().await;
+            }),
+        )
     }
+    let all = watcher::Config::default;
+    fn keep<K>(
+        waits: &mut Vec<futures::future::BoxFuture<'static, ()>>,
+        (store, wait): (Store<K>, futures::future::BoxFuture<'static, ()>),
+    ) -> Store<K>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone,
+    {
+        waits.push(wait);
+        store
+    }
+    let mut waits = Vec::new();
     let caches = Caches {
-        orgs: run(client),
-        spaces: run(client),
-        roles: run(client),
+        orgs: keep(&mut waits, run(client, all())),
+        spaces: keep(&mut waits, run(client, all())),
+        roles: keep(&mut waits, run(client, all())),
+        apps: keep(&mut waits, run(client, all())),
+        processes: keep(&mut waits, run(client, all())),
+        packages: keep(&mut waits, run(client, all())),
+        builds: keep(&mut waits, run(client, all())),
+        droplets: keep(&mut waits, run(client, all())),
+        routes: keep(&mut waits, run(client, all())),
+        domains: keep(&mut waits, run(client, all())),
+        tasks: keep(&mut waits, run(client, all())),
+        service_instances: keep(&mut waits, run(client, all())),
+        service_bindings: keep(&mut waits, run(client, all())),
+        pods: keep(&mut waits, run(client, all().labels(crate::labels::APP_GUID))),
     };
-    let _ = caches.orgs.wait_until_ready().await;
-    let _ = caches.spaces.wait_until_ready().await;
-    let _ = caches.roles.wait_until_ready().await;
+    futures::future::join_all(waits).await;
     caches
 }
 
@@ -139,6 +198,7 @@ pub async fn state(client: Client, config: Config) -> Arc<ApiState> {
         config,
         client,
         caches,
+        job_failures: v3::jobs::Failures::default(),
         clients: std::sync::Mutex::new(HashMap::new()),
     })
 }
@@ -150,7 +210,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v3", get(v3::root::v3))
         .route("/v3/info", get(v3::root::info))
         .route("/whoami", get(v3::root::whoami))
-        .merge(v3::orgs::routes())
+        .merge(v3::routes())
         .fallback(|| async { CfError::UnknownRequest })
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(state)

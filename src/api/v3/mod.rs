@@ -1,7 +1,20 @@
 //! The v3 endpoints, one module per resource family.
 
+pub mod jobs;
 pub mod orgs;
+pub mod resource;
 pub mod root;
+
+use std::sync::Arc;
+
+use axum::Router;
+
+use super::ApiState;
+
+/// Every v3 family's routes.
+pub fn routes() -> Router<Arc<ApiState>> {
+    Router::new().merge(orgs::routes()).merge(jobs::routes())
+}
 
 use serde_json::{Value, json};
 

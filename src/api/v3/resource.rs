@@ -1,0 +1,344 @@
+//! The machinery every resource family shares, so a family only says what is particular to it
+//! (how it presents, which filters it knows): listing from the cache with visibility, common
+//! filters, ordering, paging and `include`; finding one by GUID (404 when invisible); and writes
+//! made as the caller that wait until the cache has seen them, so a GET right after a write
+//! reads it back.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+    core::NamespaceResourceScope,
+    runtime::reflector::Store,
+};
+use serde_json::Value;
+
+use crate::{
+    api::{
+        ApiState, Caches, CfError, CfResult,
+        access::Access,
+        auth::Identity,
+        error::from_kube,
+        pagination::{PageParams, order, page},
+        query::{Query, timestamp_filter},
+    },
+    labels::FIELD_MANAGER,
+};
+
+/// What presenting and filtering may consult: the external URL, the caches and the request.
+pub struct Cx<'a> {
+    /// The external base URL (links are absolute).
+    pub base: &'a str,
+    /// Every cache.
+    pub caches: &'a Caches,
+    /// The root namespace.
+    pub root: &'a str,
+    /// The request's query (for `embed`, `fields`), when there is one.
+    pub query: Option<&'a Query>,
+}
+
+impl<'a> Cx<'a> {
+    /// The context of `state` with no query.
+    pub fn new(state: &'a ApiState) -> Self {
+        Self {
+            base: &state.config.base_url,
+            caches: &state.caches,
+            root: &state.config.root_namespace,
+            query: None,
+        }
+    }
+
+    /// An absolute link `{href}`.
+    pub fn link(&self, path: &str) -> Value {
+        super::link(self.base, path)
+    }
+
+    /// The org GUID of a space (its CFSpace's namespace).
+    pub fn org_of_space(&self, space: &str) -> Option<String> {
+        self.caches
+            .spaces
+            .find(|s| s.metadata.name.as_deref() == Some(space))
+            .and_then(|s| s.namespace())
+    }
+}
+
+/// A CF resource backed by one namespaced kubefoundry kind.
+pub trait CfKind:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + std::fmt::Debug
+    + serde::Serialize
+    + serde::de::DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// CF's name for the kind, as in "App not found".
+    const KIND: &'static str;
+    /// Fields `order_by` accepts; the first is the default.
+    const ORDERS: &'static [&'static str] = &["created_at", "updated_at"];
+    /// Filters its lists accept besides `guids`, `label_selector`, `created_ats`, `updated_ats`
+    /// and paging (and `include`, when [`CfKind::INCLUDES`] is not empty).
+    const FILTERS: &'static [&'static str] = &[];
+    /// What `include=` may name.
+    const INCLUDES: &'static [&'static str] = &[];
+
+    /// The cache of this kind.
+    fn store(caches: &Caches) -> &Store<Self>;
+
+    /// Whether the caller may read it; by default, when it lives in a space they may see.
+    fn visible(&self, access: &Access, _cx: &Cx<'_>) -> bool {
+        self.meta()
+            .namespace
+            .as_deref()
+            .is_some_and(|ns| access.space(ns))
+    }
+
+    /// The v3 representation.
+    fn present(&self, cx: &Cx<'_>) -> Value;
+
+    /// Whether it passes filter `key` (one of [`CfKind::FILTERS`]) holding `values`.
+    fn filter(&self, _key: &str, _values: &[String], _cx: &Cx<'_>) -> bool {
+        true
+    }
+
+    /// The resources `include=what` adds for this page, under their `included` key.
+    fn include(
+        _what: &str,
+        _page: &[Value],
+        _cx: &Cx<'_>,
+        _access: &Access,
+    ) -> Option<(&'static str, Vec<Value>)> {
+        None
+    }
+}
+
+/// The caller, resolved once per request: identity and read access.
+pub struct Caller {
+    /// Who.
+    pub who: Identity,
+    /// What they may read.
+    pub access: Access,
+}
+
+impl Caller {
+    /// Authenticates the request and computes the caller's access.
+    pub async fn of(state: &ApiState, headers: &axum::http::HeaderMap) -> CfResult<Self> {
+        let who = state.auth.identify(headers).await?;
+        let access = Access::of(&state.caches, &who);
+        Ok(Self { who, access })
+    }
+}
+
+/// A list of `K` as the caller sees it, at `path`, narrowed further by `scope` (for nested lists
+/// such as `/v3/apps/{guid}/processes`).
+pub fn list<K: CfKind>(
+    state: &ApiState,
+    caller: &Caller,
+    raw_query: Option<&str>,
+    path: &str,
+    scope: impl Fn(&K) -> bool,
+) -> CfResult<Value> {
+    let q = Query::parse(raw_query.unwrap_or(""))?;
+    list_with(state, caller, &q, path, scope, K::FILTERS)
+}
+
+/// [`list`] with an already parsed query and an explicit filter set (nested lists accept fewer).
+pub fn list_with<K: CfKind>(
+    state: &ApiState,
+    caller: &Caller,
+    q: &Query,
+    path: &str,
+    scope: impl Fn(&K) -> bool,
+    filters: &[&str],
+) -> CfResult<Value> {
+    let mut allowed: Vec<&str> = vec!["guids"];
+    allowed.extend(filters);
+    if !K::INCLUDES.is_empty() {
+        allowed.push("include");
+    }
+    q.allow(&allowed)?;
+    let params = PageParams::from_query(q, K::ORDERS)?;
+    let includes = match q.list("include") {
+        Some(what) => {
+            for w in &what {
+                if !K::INCLUDES.contains(&w.as_str()) {
+                    return Err(CfError::BadQuery(format!(
+                        "Invalid included resource: '{w}'. Valid included resources are: {}",
+                        K::INCLUDES
+                            .iter()
+                            .map(|i| format!("'{i}'"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            }
+            what
+        }
+        None => Vec::new(),
+    };
+    let selector = match q.get("label_selector") {
+        Some(s) => Some(
+            kubefoundry_sim::selector::LabelSelector::parse(s)
+                .map_err(|e| CfError::BadQuery(format!("Invalid label_selector value: {}", e.message())))?,
+        ),
+        None => None,
+    };
+    let mut time_filters = Vec::new();
+    for (field, key) in [("created_ats", "created_at"), ("updated_ats", "updated_at")] {
+        for (op, values) in q.timestamps(field) {
+            time_filters.push((key, timestamp_filter(&op, &values)?));
+        }
+    }
+    let guids: Option<HashSet<String>> = q.list("guids").map(|g| g.into_iter().collect());
+    let specific: Vec<(&str, Vec<String>)> = filters
+        .iter()
+        .filter_map(|f| q.list(f).map(|v| (*f, v)))
+        .collect();
+    let cx = Cx {
+        query: Some(q),
+        ..Cx::new(state)
+    };
+    let mut resources: Vec<Value> = K::store(&state.caches)
+        .state()
+        .iter()
+        .filter(|o| o.meta().deletion_timestamp.is_none())
+        .filter(|o| guids.as_ref().is_none_or(|g| g.contains(&o.name_any())))
+        .filter(|o| scope(o))
+        .filter(|o| o.visible(&caller.access, &cx))
+        .filter(|o| selector.as_ref().is_none_or(|s| s.matches(o.labels())))
+        .filter(|o| specific.iter().all(|(k, v)| o.filter(k, v, &cx)))
+        .map(|o| o.present(&cx))
+        .filter(|v| {
+            time_filters
+                .iter()
+                .all(|(key, f)| f(v[*key].as_str().unwrap_or_default()))
+        })
+        .collect();
+    order(&mut resources, &params);
+    let mut body = page(&state.config.base_url, path, q, &params, resources);
+    if !includes.is_empty() {
+        let shown: Vec<Value> = body["resources"].as_array().cloned().unwrap_or_default();
+        let mut included = serde_json::Map::new();
+        for what in &includes {
+            if let Some((key, values)) = K::include(what, &shown, &cx, &caller.access) {
+                included.insert(key.to_owned(), Value::Array(values));
+            }
+        }
+        body["included"] = Value::Object(included);
+    }
+    Ok(body)
+}
+
+/// The `K` with this GUID, or 404 "<Kind> not found" when it does not exist, is being deleted
+/// or is invisible to the caller.
+pub fn find<K: CfKind>(state: &ApiState, caller: &Caller, guid: &str) -> CfResult<Arc<K>> {
+    let cx = Cx::new(state);
+    K::store(&state.caches)
+        .find(|o| o.meta().name.as_deref() == Some(guid) && o.meta().deletion_timestamp.is_none())
+        .filter(|o| o.visible(&caller.access, &cx))
+        .ok_or(CfError::NotFound(K::KIND))
+}
+
+/// The `K` with this GUID whatever the caller sees (for relationships the caller named).
+pub fn lookup<K: CfKind>(caches: &Caches, guid: &str) -> Option<Arc<K>> {
+    K::store(caches).find(|o| o.meta().name.as_deref() == Some(guid))
+}
+
+/// The API of `K` in `namespace`, acting as the caller (Kubernetes RBAC decides).
+pub fn api_as<K: CfKind>(state: &ApiState, caller: &Caller, namespace: &str) -> CfResult<Api<K>> {
+    Ok(Api::namespaced(state.client_for(&caller.who)?, namespace))
+}
+
+/// Creates `object` as the caller, and waits until the cache holds it.
+pub async fn create<K: CfKind>(state: &ApiState, caller: &Caller, object: &K) -> CfResult<K> {
+    let ns = object.meta().namespace.clone().unwrap_or_default();
+    let created = api_as::<K>(state, caller, &ns)?
+        .create(&PostParams::default(), object)
+        .await
+        .map_err(|e| from_kube(e, K::KIND, false))?;
+    seen(K::store(&state.caches), &created).await;
+    Ok(created)
+}
+
+/// Applies a JSON merge patch to `current` as the caller, and waits until the cache holds the
+/// result.
+pub async fn patch<K: CfKind>(state: &ApiState, caller: &Caller, current: &K, patch: &Value) -> CfResult<K> {
+    let ns = current.meta().namespace.clone().unwrap_or_default();
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    let updated = api_as::<K>(state, caller, &ns)?
+        .patch(&current.name_any(), &params, &Patch::Merge(patch))
+        .await
+        .map_err(|e| from_kube(e, K::KIND, false))?;
+    seen(K::store(&state.caches), &updated).await;
+    Ok(updated)
+}
+
+/// Deletes `current` as the caller (background propagation), and waits until the cache shows
+/// it gone or going.
+pub async fn delete<K: CfKind>(state: &ApiState, caller: &Caller, current: &K) -> CfResult<()> {
+    let ns = current.meta().namespace.clone().unwrap_or_default();
+    let name = current.name_any();
+    match api_as::<K>(state, caller, &ns)?
+        .delete(&name, &DeleteParams::background())
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(e) => return Err(from_kube(e, K::KIND, false)),
+    }
+    let store = K::store(&state.caches);
+    wait(|| {
+        store
+            .find(|o| o.meta().name.as_deref() == Some(&name) && o.meta().namespace.as_deref() == Some(&ns))
+            .is_none_or(|o| o.meta().deletion_timestamp.is_some())
+    })
+    .await;
+    Ok(())
+}
+
+/// Waits (briefly) until the cache holds `object` at its resourceVersion or newer.
+pub async fn seen<K: CfKind>(store: &Store<K>, object: &K) {
+    let name = object.name_any();
+    let ns = object.meta().namespace.clone();
+    let want = version(object);
+    wait(|| {
+        store
+            .find(|o| o.meta().name.as_deref() == Some(&name) && o.meta().namespace == ns)
+            .is_some_and(|o| version(&*o) >= want)
+    })
+    .await;
+}
+
+fn version<K: Resource>(o: &K) -> u64 {
+    o.meta()
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Polls `done` until it holds or 5 s pass: watch caches lag writes by milliseconds.
+pub async fn wait(done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !done() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A `{"data":{"guid":…}}` relationship, or `{"data":null}`.
+pub fn to_one(guid: Option<&str>) -> Value {
+    match guid {
+        Some(g) => serde_json::json!({"data": {"guid": g}}),
+        None => serde_json::json!({"data": null}),
+    }
+}
+
+/// A new GUID for a CF object.
+pub fn new_guid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
