@@ -128,6 +128,7 @@ fn main() -> ExitCode {
                 base_url: external_url.unwrap_or_else(|| format!("http://{listen}")),
                 root_namespace,
                 identity_ttl: std::time::Duration::from_secs(60),
+                ..kubefoundry::api::Config::default()
             };
             runtime().and_then(|rt| rt.block_on(api(listen, config)))
         }
@@ -280,6 +281,7 @@ async fn dev(
         base_url,
         root_namespace: root.to_owned(),
         identity_ttl: std::time::Duration::from_secs(60),
+        ..kubefoundry::api::Config::default()
     };
     serve_api(client, api_listen, config).await
 }

@@ -34,6 +34,7 @@ async fn setup() -> (TestCluster, Arc<ApiState>) {
             base_url: BASE.to_owned(),
             root_namespace: "cf".to_owned(),
             identity_ttl: Duration::from_secs(60),
+            ..api::Config::default()
         },
     )
     .await;

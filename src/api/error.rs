@@ -23,6 +23,12 @@ pub enum CfError {
     /// 422 CF-UniquenessError.
     #[error("{0}")]
     Uniqueness(String),
+    /// 400 CF-InvalidRequest: the request cannot be served as asked (detail is CC's text).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// 503 CF-ServiceUnavailable: a dependency (the cluster) is not answering.
+    #[error("{0}")]
+    Unavailable(String),
     /// 400 CF-BadQueryParameter.
     #[error("The query parameter is invalid: {0}")]
     BadQuery(String),
@@ -54,6 +60,8 @@ impl CfError {
             Self::UnknownRequest => (StatusCode::NOT_FOUND, "CF-NotFound", 10000),
             Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "CF-UnprocessableEntity", 10008),
             Self::Uniqueness(_) => (StatusCode::UNPROCESSABLE_ENTITY, "CF-UniquenessError", 10016),
+            Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "CF-InvalidRequest", 10004),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "CF-ServiceUnavailable", 10015),
             Self::BadQuery(_) => (StatusCode::BAD_REQUEST, "CF-BadQueryParameter", 10005),
             Self::MessageParse(_) => (StatusCode::BAD_REQUEST, "CF-MessageParseError", 1001),
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "CF-RequestEntityTooLarge", 10014),

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod body;
 pub mod claims;
 pub mod error;
+pub mod logcache;
 pub mod pagination;
 pub mod query;
 pub mod v3;
@@ -41,6 +42,22 @@ pub struct Config {
     pub root_namespace: String,
     /// How long an identity stays cached after a TokenReview.
     pub identity_ttl: Duration,
+    /// Where uploaded package bits are kept (one file per package GUID).
+    pub package_dir: std::path::PathBuf,
+    /// The largest package upload accepted, in bytes.
+    pub max_upload_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            base_url: "http://127.0.0.1:9000".to_owned(),
+            root_namespace: "cf".to_owned(),
+            identity_ttl: Duration::from_secs(60),
+            package_dir: std::env::temp_dir().join("kubefoundry-packages"),
+            max_upload_bytes: 1024 * 1024 * 1024,
+        }
+    }
 }
 
 /// Reflector stores the façade reads from: every CF kind, plus the Pods of apps (for stats).
@@ -211,6 +228,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v3/info", get(v3::root::info))
         .route("/whoami", get(v3::root::whoami))
         .merge(v3::routes())
+        .merge(logcache::routes())
         .fallback(|| async { CfError::UnknownRequest })
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(state)

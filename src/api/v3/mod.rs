@@ -1,9 +1,25 @@
 //! The v3 endpoints, one module per resource family.
 
+pub mod apps;
+pub mod builds;
+pub mod deployments;
+pub mod domains;
+pub mod droplets;
 pub mod jobs;
+pub mod manifests;
+pub mod misc;
 pub mod orgs;
+pub mod packages;
+pub mod processes;
 pub mod resource;
+pub mod roles;
 pub mod root;
+pub mod routes;
+pub mod service_bindings;
+pub mod service_instances;
+pub mod spaces;
+pub mod tasks;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -13,7 +29,25 @@ use super::ApiState;
 
 /// Every v3 family's routes.
 pub fn routes() -> Router<Arc<ApiState>> {
-    Router::new().merge(orgs::routes()).merge(jobs::routes())
+    Router::new()
+        .merge(orgs::routes())
+        .merge(jobs::routes())
+        .merge(spaces::routes())
+        .merge(roles::routes())
+        .merge(users::routes())
+        .merge(apps::routes())
+        .merge(processes::routes())
+        .merge(deployments::routes())
+        .merge(packages::routes())
+        .merge(builds::routes())
+        .merge(droplets::routes())
+        .merge(tasks::routes())
+        .merge(misc::routes())
+        .merge(routes::routes())
+        .merge(domains::routes())
+        .merge(service_instances::routes())
+        .merge(service_bindings::routes())
+        .merge(manifests::routes())
 }
 
 use serde_json::{Value, json};
