@@ -4,6 +4,8 @@
 // A test harness fails loudly: a broken precondition must stop the test, not be handled.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod cf;
+
 use std::{path::PathBuf, process::Output, time::Duration};
 
 use kubefoundry_sim::{Config, Options, Running};
