@@ -35,6 +35,12 @@ pub enum CfError {
     /// 400 CF-MessageParseError: the body is not the JSON it should be.
     #[error("Request invalid due to parse error: {0}")]
     MessageParse(String),
+    /// 400 CF-BadRequest, CC's generic "Bad request: …" (the cf CLI matches some details).
+    #[error("Bad request: {0}")]
+    BadRequest(String),
+    /// 400 CF-PackageBitsAlreadyUploaded.
+    #[error("Bits may be uploaded only once. Create a new package to upload different bits.")]
+    PackageBitsAlreadyUploaded,
     /// 413 when a body exceeds the cap.
     #[error("Request entity too large")]
     TooLarge,
@@ -64,6 +70,10 @@ impl CfError {
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "CF-ServiceUnavailable", 10015),
             Self::BadQuery(_) => (StatusCode::BAD_REQUEST, "CF-BadQueryParameter", 10005),
             Self::MessageParse(_) => (StatusCode::BAD_REQUEST, "CF-MessageParseError", 1001),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "CF-BadRequest", 1004),
+            Self::PackageBitsAlreadyUploaded => {
+                (StatusCode::BAD_REQUEST, "CF-PackageBitsAlreadyUploaded", 150004)
+            }
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "CF-RequestEntityTooLarge", 10014),
             Self::NotAuthenticated => (StatusCode::UNAUTHORIZED, "CF-NotAuthenticated", 10002),
             Self::InvalidAuthToken => (StatusCode::UNAUTHORIZED, "CF-InvalidAuthToken", 1000),
