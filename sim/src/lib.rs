@@ -5,6 +5,7 @@ pub mod api;
 pub mod cluster;
 pub mod controllers;
 pub mod gc;
+mod gostr;
 pub mod kinds;
 pub mod managed;
 pub mod merge_keys;

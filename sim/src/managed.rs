@@ -112,7 +112,7 @@ impl PathElement {
                     if i > 0 {
                         out.push(',');
                     }
-                    go_json_string_into(name, &mut out);
+                    crate::gostr::json_string_into(name, &mut out);
                     out.push(':');
                     go_json_into(value, &mut out);
                 }
@@ -463,9 +463,9 @@ impl Conflict {
     /// `"kube-controller-manager" using apps/v1`, with ` with subresource "status"` when it wrote
     /// through one.
     pub fn manager_description(&self) -> String {
-        let mut out = go_quote(&self.manager);
+        let mut out = crate::gostr::quote(&self.manager);
         if let Some(subresource) = &self.subresource {
-            out.push_str(&format!(" with subresource {}", go_quote(subresource)));
+            out.push_str(&format!(" with subresource {}", crate::gostr::quote(subresource)));
         }
         if self.operation == Operation::Update {
             out.push_str(&format!(" using {}", self.api_version));
@@ -729,7 +729,7 @@ pub fn update(
 pub fn manager_from_user_agent(user_agent: &str) -> String {
     let prefix = user_agent.split('/').next().unwrap_or_default();
     let mut out = String::new();
-    for c in prefix.chars().filter(|c| go_is_print(*c)) {
+    for c in prefix.chars().filter(|c| crate::gostr::is_print(*c)) {
         if out.len() + c.len_utf8() > FIELD_MANAGER_MAX_LENGTH {
             break;
         }
@@ -1137,7 +1137,7 @@ fn manager_id(manager: &str, operation: Operation, api_version: &str, subresourc
     let mut out = String::from("{");
     if !manager.is_empty() {
         out.push_str("\"manager\":");
-        go_json_string_into(manager, &mut out);
+        crate::gostr::json_string_into(manager, &mut out);
         out.push(',');
     }
     out.push_str("\"operation\":\"");
@@ -1145,11 +1145,11 @@ fn manager_id(manager: &str, operation: Operation, api_version: &str, subresourc
     out.push('"');
     if operation == Operation::Update && !api_version.is_empty() {
         out.push_str(",\"apiVersion\":");
-        go_json_string_into(api_version, &mut out);
+        crate::gostr::json_string_into(api_version, &mut out);
     }
     if let Some(subresource) = subresource.filter(|s| !s.is_empty()) {
         out.push_str(",\"subresource\":");
-        go_json_string_into(subresource, &mut out);
+        crate::gostr::json_string_into(subresource, &mut out);
     }
     out.push('}');
     out
@@ -1189,7 +1189,7 @@ fn decode_entries(list: Option<&Value>) -> Result<Managed, String> {
             other => {
                 return Err(format!(
                     "invalid fieldsType {} in managed fields entry {i}",
-                    go_quote(other)
+                    crate::gostr::quote(other)
                 ));
             }
         }
@@ -1589,7 +1589,7 @@ impl<'a> Walker<'a> {
                     }
                 }
                 if key.is_empty() {
-                    let quoted: Vec<String> = keys.iter().map(|k| go_quote(k)).collect();
+                    let quoted: Vec<String> = keys.iter().map(|k| crate::gostr::quote(k)).collect();
                     return Err(format!(
                         "associative list with keys has an element that omits all key fields [{}] (and doesn't have default values for any key fields)",
                         quoted.join(" ")
@@ -2130,7 +2130,7 @@ fn smd_to_string(v: &Value) -> String {
             (_, Some(u)) => u.to_string(),
             _ => go_float(n.as_f64().unwrap_or_default(), 1e-4, true),
         },
-        Value::String(s) => go_quote(s),
+        Value::String(s) => crate::gostr::quote(s),
         Value::Array(items) => format!(
             "[{}]",
             items.iter().map(smd_to_string).collect::<Vec<_>>().join(",")
@@ -2165,53 +2165,6 @@ fn go_float(f: f64, small: f64, pad_exponent: bool) -> String {
     }
 }
 
-/// Go's `%q`: printable characters as they are, the rest escaped.
-fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if go_is_print(c) => out.push(c),
-            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push_str(&format!("\\U{:08x}", c as u32)),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Go's `unicode.IsPrint`, near enough: no controls, and no spaces but the ASCII one.
-fn go_is_print(c: char) -> bool {
-    c == ' ' || !(c.is_control() || c.is_whitespace())
-}
-
-/// A string as Go's JSON encoders write it, HTML-sensitive characters escaped.
-fn go_json_string_into(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 /// A value as Go's JSON encoders write it: compact, keys sorted, integral numbers as integers.
 fn go_json_into(v: &Value, out: &mut String) {
     match v {
@@ -2222,7 +2175,7 @@ fn go_json_into(v: &Value, out: &mut String) {
             (_, Some(u)) => out.push_str(&u.to_string()),
             _ => out.push_str(&go_float(n.as_f64().unwrap_or_default(), 1e-6, false)),
         },
-        Value::String(s) => go_json_string_into(s, out),
+        Value::String(s) => crate::gostr::json_string_into(s, out),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -2239,7 +2192,7 @@ fn go_json_into(v: &Value, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                go_json_string_into(key, out);
+                crate::gostr::json_string_into(key, out);
                 out.push(':');
                 go_json_into(value, out);
             }

@@ -107,7 +107,7 @@ impl Requirement {
                     if v.parse::<i64>().is_err() {
                         errs.push(invalid(
                             &format!("values[{i}]"),
-                            &go_quote(v),
+                            &crate::gostr::quote(v),
                             "for 'Gt', 'Lt' operators, the value must be an integer",
                         ));
                     }
@@ -120,7 +120,7 @@ impl Requirement {
             if !msgs.is_empty() {
                 errs.push(invalid(
                     &format!("values[{i}][{key}]"),
-                    &go_quote(v),
+                    &crate::gostr::quote(v),
                     &msgs.join("; "),
                 ));
             }
@@ -375,7 +375,7 @@ fn expression_requirement(expr: &Value) -> Result<Requirement, SelectorError> {
         other => {
             return Err(SelectorError(format!(
                 "{} is not a valid label selector operator",
-                go_quote(other)
+                crate::gostr::quote(other)
             )));
         }
     };
@@ -822,7 +822,7 @@ pub fn label_value_errors(value: &str) -> Vec<String> {
 
 fn key_error(key: &str, field: &str) -> Option<String> {
     let errs = label_key_errors(key);
-    (!errs.is_empty()).then(|| invalid(field, &go_quote(key), &errs.join("; ")))
+    (!errs.is_empty()).then(|| invalid(field, &crate::gostr::quote(key), &errs.join("; ")))
 }
 
 fn invalid(field: &str, shown: &str, detail: &str) -> String {
@@ -854,58 +854,14 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
-// Go's `%q`: a double-quoted string with Go escapes, printable Unicode left alone.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 // How Go's encoding/json prints a []string (field errors show non-string bad values this way);
 // a nil slice prints as `null`.
 fn go_json_strings(values: &[String]) -> String {
     if values.is_empty() {
         return "null".to_string();
     }
-    let parts: Vec<String> = values.iter().map(|v| go_json_string(v)).collect();
+    let parts: Vec<String> = values.iter().map(|v| crate::gostr::json_string(v)).collect();
     format!("[{}]", parts.join(","))
-}
-
-fn go_json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            // Go escapes these so the output is safe to embed in HTML and JavaScript.
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -232,44 +232,11 @@ impl Store {
         (items, inner.rv)
     }
 
-    /// Like [`Store::list`], but as the store was at resourceVersion `rv`, rebuilt by undoing
-    /// the history after it, so a paginated list stays one consistent snapshot as etcd serves
-    /// it. `None` when that history was compacted away.
-    pub fn list_at(
-        &self,
-        resource: &str,
-        namespace: Option<&str>,
-        rv: u64,
-    ) -> Option<Vec<(Key, Arc<Value>)>> {
-        let inner = self.lock();
-        if rv < inner.compacted {
-            return None;
-        }
-        let in_scope = |k: &Key| k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns);
-        let start = Key::new(resource, namespace.unwrap_or(""), "");
-        let mut objects: BTreeMap<Key, Arc<Value>> = inner
-            .objects
-            .range(start..)
-            .take_while(|(k, _)| in_scope(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        // History holds every event after `compacted`, newest last; undo those after `rv`.
-        for event in inner.history.iter().rev().take_while(|e| e.rv > rv) {
-            if !in_scope(&event.key) {
-                continue;
-            }
-            match &event.prev {
-                Some(prev) => objects.insert(event.key.clone(), prev.clone()),
-                None => objects.remove(&event.key),
-            };
-        }
-        Some(objects.into_iter().collect())
-    }
-
     /// One page of a list: the objects of a resource (in one namespace, or all) that pass
     /// `keep`, in key order, after the `(namespace, name)` position `after`, at most `limit` of
-    /// them, as the store is now or, with `at`, as it was at that resourceVersion (as
-    /// [`Store::list_at`] rebuilds it). `None` when that history was compacted away.
+    /// them, as the store is now or, with `at`, as it was at that resourceVersion (rebuilt by
+    /// undoing the history after it, so a paginated list stays one consistent snapshot as etcd
+    /// serves it). `None` when that history was compacted away.
     ///
     /// It copies out reference counts, never keys, and a continued page seeks to its start:
     /// copying every key of the resource for every page made paging through 100k objects
