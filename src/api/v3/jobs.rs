@@ -86,6 +86,7 @@ async fn show(
         "route.delete" => gone(&state.caches.routes, target),
         "domain.delete" => gone(&state.caches.domains, target),
         "role.delete" => gone(&state.caches.roles, target),
+        "user.delete" => super::users::deleted(&state.caches, target),
         "service_instance.delete" => gone(&state.caches.service_instances, target),
         "service_bindings.delete" => gone(&state.caches.service_bindings, target),
         "space.apply_manifest"

@@ -156,7 +156,18 @@ async fn create(State(state): State<Arc<ApiState>>, headers: HeaderMap, body: By
             return Err(e);
         }
     };
+    // The next request (create-space) needs the org's Namespace, which the controller makes.
+    super::spaces::wait_until(|| org_ready(&state.caches, &guid), super::spaces::NAMESPACE_WAIT).await;
     Ok((StatusCode::CREATED, Json(created.present(&Cx::new(&state)))).into_response())
+}
+
+/// Whether the controller has made the org's Namespace (it reports Ready only after).
+fn org_ready(caches: &Caches, guid: &str) -> bool {
+    resource::lookup::<CFOrg>(caches, guid).is_some_and(|o| {
+        o.status
+            .as_ref()
+            .is_some_and(|s| s.common.is_ready(o.metadata.generation))
+    })
 }
 
 #[derive(Deserialize)]
