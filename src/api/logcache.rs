@@ -144,13 +144,9 @@ impl ReadParams {
                             types.push(t);
                         }
                     }
-                    // Accepted and meaningless here: every envelope is a log line.
-                    "name_filter" => {}
-                    other => {
-                        return Err(CfError::BadQuery(format!(
-                            "Unknown query parameter(s): '{other}'"
-                        )));
-                    }
+                    // Like log-cache, other parameters (`name_filter`, …) are ignored: every
+                    // envelope here is a log line.
+                    _ => {}
                 }
             }
         }

@@ -793,10 +793,8 @@ pub fn parse_app(app: &Value) -> Result<AppManifest, Vec<String>> {
             }
         }
     }
-    if let Some(s) = m.get("sidecars").filter(|s| !s.is_null()) {
-        if !s.is_array() {
-            errors.push("Sidecars must be an array of sidecar configurations".into());
-        }
+    if m.get("sidecars").is_some_and(|s| !s.is_null() && !s.is_array()) {
+        errors.push("Sidecars must be an array of sidecar configurations".into());
     }
     if errors.is_empty() {
         Ok(manifest)
@@ -1878,10 +1876,12 @@ pub fn manifest_diff(apps: &[Value], existing: &[Option<Value>]) -> Vec<Value> {
         {
             current.extend(web);
         }
-        if app.contains_key("disk-quota") {
-            if let Some(d) = current.get("disk_quota").cloned() {
-                current.insert("disk-quota".into(), d);
-            }
+        if let Some(d) = current
+            .get("disk_quota")
+            .cloned()
+            .filter(|_| app.contains_key("disk-quota"))
+        {
+            current.insert("disk-quota".into(), d);
         }
         for (key, value) in &app {
             if !RECOGNISED.contains(&key.as_str()) && key != "disk_quota" {
