@@ -27,7 +27,7 @@ pub struct CfStack {
     /// The façade's external URL, `http://127.0.0.1:PORT`.
     pub base: String,
     http: hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
-    stop_controller: Option<tokio::sync::oneshot::Sender<()>>,
+    controller: Option<crate::RunningController>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -63,34 +63,21 @@ impl CfStack {
             .map(|u| format!("{u}-token,{u},{u}-uid,\n"))
             .collect();
         std::fs::write(&tokens, csv).unwrap();
-        let tc = TestCluster::start_with(kubefoundry_sim::Options {
+        let tc = TestCluster::with_cf(kubefoundry_sim::Options {
             token_file: Some(tokens),
             config: fast_config(),
             ..Default::default()
         })
         .await;
-        tc.install_crds().await;
-        tc.kubectl_ok(&["create", "namespace", "cf"]);
         tc.apply(
             &format!(
                 "apiVersion: kubefoundry.dev/v1alpha1\nkind: CFDomain\nmetadata: {{name: default-domain, namespace: cf}}\nspec: {{name: {DEFAULT_DOMAIN}}}\n"
             ),
             &[],
         );
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let controller_client = tc.client.clone();
-        tokio::spawn(async move {
-            let config = kubefoundry::controller::Config {
-                identity: format!("e2e-{}", uuid::Uuid::new_v4().simple()),
-                metrics_addr: None,
-                ..kubefoundry::controller::Config::default()
-            };
-            let shutdown = async {
-                let _ = stop_rx.await;
-            };
-            kubefoundry::controller::run(controller_client, config, shutdown)
-                .await
-                .expect("controller runs");
+        let controller = tc.start_controller(kubefoundry::controller::Config {
+            metrics_addr: None,
+            ..crate::controller_config(&format!("e2e-{}", uuid::Uuid::new_v4().simple()))
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -116,7 +103,7 @@ impl CfStack {
             state,
             base,
             http,
-            stop_controller: Some(stop_tx),
+            controller: Some(controller),
             server,
         }
     }
@@ -235,8 +222,9 @@ impl CfStack {
 
 impl Drop for CfStack {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop_controller.take() {
-            let _ = stop.send(());
+        if let Some(controller) = self.controller.take() {
+            // Dropping the handle would leave the task running; ask it to stop instead.
+            drop(tokio::spawn(controller.stop()));
         }
         self.server.abort();
     }

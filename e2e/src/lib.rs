@@ -127,6 +127,57 @@ impl TestCluster {
         }
     }
 
+    /// A cluster with kubefoundry's CRDs and the root namespace `cf`.
+    pub async fn with_cf(options: Options) -> Self {
+        let tc = Self::start_with(options).await;
+        tc.install_crds().await;
+        tc.kubectl_ok(&["create", "namespace", "cf"]);
+        tc
+    }
+
+    /// Runs `kubefoundry controller` in-process against this cluster until stopped.
+    pub fn start_controller(&self, config: kubefoundry::controller::Config) -> RunningController {
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let client = self.client.clone();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = rx.await;
+            };
+            kubefoundry::controller::run(client, config, shutdown)
+                .await
+                .expect("controller runs");
+        });
+        RunningController { task, stop }
+    }
+
+    /// Applies YAML until every object is accepted, as GitOps tools re-apply: objects whose
+    /// namespace the controller has not made yet are rejected until it has.
+    pub async fn apply_until_accepted(&self, yaml: &str, extra: &[&str]) {
+        eventually("the YAML to be accepted", Duration::from_secs(20), || async {
+            self.apply(yaml, extra).status.success().then_some(())
+        })
+        .await;
+    }
+
+    /// Waits until a whole second passes with no write request other than Lease renewals (at
+    /// most 20 s): a fixed pause before counting writes is too short on a loaded machine.
+    pub async fn quiesce(&self) {
+        let writes = || {
+            self.sim
+                .cluster
+                .requests
+                .writes_except(|resource| resource == "leases")
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let before = writes();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if writes() == before || tokio::time::Instant::now() > deadline {
+                return;
+            }
+        }
+    }
+
     /// Creates a namespace with a random name and returns it.
     pub fn temp_namespace(&self) -> String {
         let name = format!("t-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
@@ -138,6 +189,30 @@ impl TestCluster {
 impl Drop for TestCluster {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A controller started by [`TestCluster::start_controller`].
+pub struct RunningController {
+    task: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl RunningController {
+    /// Shuts it down gracefully (it releases its Lease) and waits up to 10 s for it to end.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+/// Controller settings for tests: this replica identity, and no periodic resync, so only
+/// watches drive reconciles (a resync would hide missed events).
+pub fn controller_config(identity: &str) -> kubefoundry::controller::Config {
+    kubefoundry::controller::Config {
+        identity: identity.to_owned(),
+        resync: Duration::from_secs(3600),
+        ..kubefoundry::controller::Config::default()
     }
 }
 

@@ -16,11 +16,8 @@ use std::{
 
 use k8s_openapi::api::{core::v1::Namespace, rbac::v1::RoleBinding};
 use kube::{Api, ResourceExt};
-use kubefoundry::{
-    controller::{self, Config},
-    crd::{CFOrg, CFRole, CFSpace},
-};
-use kubefoundry_e2e::{TestCluster, eventually};
+use kubefoundry::crd::{CFOrg, CFRole, CFSpace};
+use kubefoundry_e2e::{TestCluster, controller_config, eventually};
 
 const TREE: &str = r#"
 apiVersion: kubefoundry.dev/v1alpha1
@@ -49,50 +46,12 @@ metadata: {name: role-mgr, namespace: org-1}
 spec: {type: organization_manager, subject: {kind: User, name: bob}}
 "#;
 
-struct Running {
-    task: tokio::task::JoinHandle<()>,
-    stop: tokio::sync::oneshot::Sender<()>,
-}
-
-fn start_controller(tc: &TestCluster, identity: &str) -> Running {
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let config = Config {
-        identity: identity.to_owned(),
-        resync: Duration::from_secs(3600),
-        ..Config::default()
-    };
-    let client = tc.client.clone();
-    let task = tokio::spawn(async move {
-        let shutdown = async {
-            let _ = rx.await;
-        };
-        controller::run(client, config, shutdown)
-            .await
-            .expect("controller runs");
-    });
-    Running { task, stop }
-}
-
-async fn stop(running: Running) {
-    let _ = running.stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), running.task).await;
-}
-
 async fn setup() -> TestCluster {
-    let tc = TestCluster::start().await;
-    tc.install_crds().await;
-    tc.kubectl_ok(&["create", "namespace", "cf"]);
-    tc
-}
-
-/// GitOps tools re-apply until everything is accepted; objects whose namespace the
-/// controller has not made yet are rejected until it has.
-async fn apply_until_accepted(tc: &TestCluster, yaml: &str) {
-    eventually("the tree to be accepted", Duration::from_secs(20), || async {
-        let out = tc.apply(yaml, &[]);
-        out.status.success().then_some(())
+    TestCluster::with_cf(kubefoundry_sim::Options {
+        config: kubefoundry_e2e::fast_config(),
+        ..kubefoundry_sim::Options::default()
     })
-    .await;
+    .await
 }
 
 fn ready<K: kube::Resource>(
@@ -138,8 +97,8 @@ fn can_i(tc: &TestCluster, user: &str, verb: &str, resource: &str, namespace: &s
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn gitops_tree_becomes_namespaces_and_bindings() {
     let tc = setup().await;
-    let ctl = start_controller(&tc, "replica-a");
-    apply_until_accepted(&tc, TREE).await;
+    let ctl = tc.start_controller(controller_config("replica-a"));
+    tc.apply_until_accepted(TREE, &[]).await;
     wait_ready(&tc).await;
 
     let namespaces: Api<Namespace> = Api::all(tc.client.clone());
@@ -319,18 +278,19 @@ async fn gitops_tree_becomes_namespaces_and_bindings() {
         },
     )
     .await;
-    stop(ctl).await;
+    ctl.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_controller_makes_zero_writes_for_converged_objects() {
     let tc = setup().await;
-    let ctl = start_controller(&tc, "replica-a");
-    apply_until_accepted(&tc, TREE).await;
+    let ctl = tc.start_controller(controller_config("replica-a"));
+    tc.apply_until_accepted(TREE, &[]).await;
     wait_ready(&tc).await;
-    // Let the last status writes and cache updates land.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    stop(ctl).await;
+    // Let the last status writes and cache updates land: wait for a quiet second (a fixed
+    // pause was too short on a loaded machine).
+    tc.quiesce().await;
+    ctl.stop().await;
 
     // Count writes at the simulated API server, leaving out the leader Lease's own renewals.
     let writes = Arc::new(AtomicUsize::new(0));
@@ -351,7 +311,7 @@ async fn a_restarted_controller_makes_zero_writes_for_converged_objects() {
             .writes_except(|resource| resource == "leases")
     };
     let requests_before = write_requests();
-    let ctl = start_controller(&tc, "replica-b");
+    let ctl = tc.start_controller(controller_config("replica-b"));
     // Long enough for every reconciler to have looked at every object again.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
@@ -365,14 +325,14 @@ async fn a_restarted_controller_makes_zero_writes_for_converged_objects() {
         "nor any write request: {:?}",
         tc.sim.cluster.requests.snapshot()
     );
-    stop(ctl).await;
+    ctl.stop().await;
     watcher.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn only_the_lease_holder_reconciles() {
     let tc = setup().await;
-    let a = start_controller(&tc, "replica-a");
+    let a = tc.start_controller(controller_config("replica-a"));
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(tc.client.clone(), "cf");
     let holder = || async {
         leases
@@ -387,7 +347,7 @@ async fn only_the_lease_holder_reconciles() {
         (holder().await? == "replica-a").then_some(())
     })
     .await;
-    let b = start_controller(&tc, "replica-b");
+    let b = tc.start_controller(controller_config("replica-b"));
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         holder().await.as_deref(),
@@ -396,12 +356,12 @@ async fn only_the_lease_holder_reconciles() {
     );
 
     // With replica-a stopped (and its lease released), replica-b takes over and does the work.
-    stop(a).await;
+    a.stop().await;
     eventually("replica-b to lead", Duration::from_secs(15), || async {
         (holder().await? == "replica-b").then_some(())
     })
     .await;
-    apply_until_accepted(&tc, TREE).await;
+    tc.apply_until_accepted(TREE, &[]).await;
     wait_ready(&tc).await;
-    stop(b).await;
+    b.stop().await;
 }

@@ -23,11 +23,8 @@ use k8s_openapi::api::{
     core::v1::{Namespace, Pod},
 };
 use kube::{Api, ResourceExt, api::ListParams};
-use kubefoundry::{
-    controller::{self, Config},
-    crd::{AppState, CFApp, CFProcess, CFTask, TaskState},
-};
-use kubefoundry_e2e::{TestCluster, eventually, fast_config};
+use kubefoundry::crd::{AppState, CFApp, CFProcess, CFTask, TaskState};
+use kubefoundry_e2e::{TestCluster, controller_config, eventually, fast_config};
 use serde_json::{Value, json};
 
 const NS: &str = "space-1";
@@ -90,35 +87,6 @@ metadata: {name: task-1, namespace: space-1}
 spec: {appGuid: app-1, displayName: migrate, command: "rake db:migrate"}
 "#;
 
-struct Running {
-    task: tokio::task::JoinHandle<()>,
-    stop: tokio::sync::oneshot::Sender<()>,
-}
-
-fn start_controller(tc: &TestCluster, identity: &str) -> Running {
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let config = Config {
-        identity: identity.to_owned(),
-        resync: Duration::from_secs(3600),
-        ..Config::default()
-    };
-    let client = tc.client.clone();
-    let task = tokio::spawn(async move {
-        let shutdown = async {
-            let _ = rx.await;
-        };
-        controller::run(client, config, shutdown)
-            .await
-            .expect("controller runs");
-    });
-    Running { task, stop }
-}
-
-async fn stop(running: Running) {
-    let _ = running.stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), running.task).await;
-}
-
 /// Job Pods run for a few seconds, long enough to cancel a running task.
 async fn setup() -> TestCluster {
     let options = kubefoundry_sim::Options {
@@ -128,19 +96,7 @@ async fn setup() -> TestCluster {
         },
         ..kubefoundry_sim::Options::default()
     };
-    let tc = TestCluster::start_with(options).await;
-    tc.install_crds().await;
-    tc.kubectl_ok(&["create", "namespace", "cf"]);
-    tc
-}
-
-/// GitOps tools re-apply until everything is accepted; objects whose namespace the
-/// controller has not made yet are rejected until it has.
-async fn apply_until_accepted(tc: &TestCluster, yaml: &str) {
-    eventually("the tree to be accepted", WAIT, || async {
-        tc.apply(yaml, &[]).status.success().then_some(())
-    })
-    .await;
+    TestCluster::with_cf(options).await
 }
 
 struct Apis {
@@ -386,8 +342,8 @@ fn assert_web_deployment(d: &Deployment, process_uid: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn gitops_app_runs_scales_rolls_and_runs_tasks() {
     let tc = setup().await;
-    let ctl = start_controller(&tc, "replica-a");
-    apply_until_accepted(&tc, TREE).await;
+    let ctl = tc.start_controller(controller_config("replica-a"));
+    tc.apply_until_accepted(TREE, &[]).await;
     let apis = Apis::new(&tc);
 
     // The tree becomes one running instance of the droplet the build staged.
@@ -703,20 +659,20 @@ async fn gitops_app_runs_scales_rolls_and_runs_tasks() {
         (ns_gone && deployments + jobs + pods + apps == 0).then_some(())
     })
     .await;
-    stop(ctl).await;
+    ctl.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_controller_makes_zero_writes_for_converged_apps() {
     let tc = setup().await;
-    let ctl = start_controller(&tc, "replica-a");
-    apply_until_accepted(&tc, TREE).await;
+    let ctl = tc.start_controller(controller_config("replica-a"));
+    tc.apply_until_accepted(TREE, &[]).await;
     let apis = Apis::new(&tc);
     apis.web_settles_at(1).await;
     apis.task_finished("task-1").await;
     // Let the last status writes and cache updates land.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    stop(ctl).await;
+    tc.quiesce().await;
+    ctl.stop().await;
 
     let writes = Arc::new(AtomicUsize::new(0));
     let mut events = tc.sim.cluster.store.subscribe();
@@ -729,14 +685,14 @@ async fn a_restarted_controller_makes_zero_writes_for_converged_apps() {
             }
         }
     });
-    let ctl = start_controller(&tc, "replica-b");
+    let ctl = tc.start_controller(controller_config("replica-b"));
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
         writes.load(Ordering::SeqCst),
         0,
         "a converged app tree must cause no writes"
     );
-    stop(ctl).await;
+    ctl.stop().await;
     watcher.abort();
 }
 
@@ -807,11 +763,11 @@ fn secrets_hash(t: &k8s_openapi::api::core::v1::PodTemplateSpec) -> Option<Strin
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn routes_and_bindings_reach_the_process() {
     let tc = setup().await;
-    let ctl = start_controller(&tc, "replica-a");
-    apply_until_accepted(&tc, TREE).await;
+    let ctl = tc.start_controller(controller_config("replica-a"));
+    tc.apply_until_accepted(TREE, &[]).await;
     let apis = Apis::new(&tc);
     apis.web_settles_at(1).await;
-    apply_until_accepted(&tc, ROUTE_AND_BINDING).await;
+    tc.apply_until_accepted(ROUTE_AND_BINDING, &[]).await;
 
     // A routed process gets a Service selecting its pods on the destination port.
     let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(tc.client.clone(), NS);
@@ -871,5 +827,5 @@ async fn routes_and_bindings_reach_the_process() {
     tc.kubectl_ok(&["delete", "cfservicebinding", "b1", "-n", NS]);
     web_template_when(&apis, "the binding to be unmounted", |t| mounts(t).is_empty()).await;
     apis.web_settles_at(1).await;
-    stop(ctl).await;
+    ctl.stop().await;
 }

@@ -19,10 +19,11 @@ use std::{
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 use kubefoundry::{
-    controller::{self, Config},
+    controller::Config,
     crd::{BuildState, CFApp, CFBuild, CFDroplet, CFPackage, DropletState, PackageState},
 };
-use kubefoundry_e2e::{TestCluster, eventually};
+use kubefoundry_e2e::{RunningController, TestCluster, eventually, fast_config};
+use kubefoundry_sim::Options;
 use serde_json::json;
 
 const NS: &str = "space-1";
@@ -87,48 +88,19 @@ spec: {appGuid: app-1, packageGuid: pkg-bits}
 const BITS_ERROR: &str =
     "StagingError - buildpack staging is not supported yet: push a docker image (cf push --docker-image)";
 
-struct Running {
-    task: tokio::task::JoinHandle<()>,
-    stop: tokio::sync::oneshot::Sender<()>,
-}
-
-fn start_controller(tc: &TestCluster) -> Running {
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let config = Config {
+fn start_controller(tc: &TestCluster) -> RunningController {
+    tc.start_controller(Config {
         resync: Duration::from_secs(3600),
         ..Config::default()
-    };
-    let client = tc.client.clone();
-    let task = tokio::spawn(async move {
-        let shutdown = async {
-            let _ = rx.await;
-        };
-        controller::run(client, config, shutdown)
-            .await
-            .expect("controller runs");
-    });
-    Running { task, stop }
-}
-
-async fn stop(running: Running) {
-    let _ = running.stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), running.task).await;
+    })
 }
 
 async fn setup() -> TestCluster {
-    let tc = TestCluster::start().await;
-    tc.install_crds().await;
-    tc.kubectl_ok(&["create", "namespace", "cf"]);
-    tc
-}
-
-/// GitOps tools re-apply until everything is accepted; objects in the space namespace are
-/// rejected until the controller has made it.
-async fn apply_until_accepted(tc: &TestCluster, yaml: &str, extra: &[&str]) {
-    eventually("the YAML to be accepted", Duration::from_secs(20), || async {
-        tc.apply(yaml, extra).status.success().then_some(())
+    TestCluster::with_cf(Options {
+        config: fast_config(),
+        ..Options::default()
     })
-    .await;
+    .await
 }
 
 fn api<K>(tc: &TestCluster) -> Api<K>
@@ -223,7 +195,7 @@ fn adopted_by<K: kube::Resource>(object: &K, app: &CFApp) -> bool {
 async fn docker_builds_stage_droplets_and_bits_builds_fail_at_once() {
     let tc = setup().await;
     let ctl = start_controller(&tc);
-    apply_until_accepted(&tc, TREE, &[]).await;
+    tc.apply_until_accepted(TREE, &[]).await;
     let accepted = Instant::now();
 
     // A bits build fails promptly, in CF's words, instead of hanging in STAGING.
@@ -387,7 +359,7 @@ async fn docker_builds_stage_droplets_and_bits_builds_fail_at_once() {
         "re-applying converged YAML must cause no writes"
     );
     watcher.abort();
-    stop(ctl).await;
+    ctl.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -401,7 +373,8 @@ async fn waiting_builds_and_droplets_resume_when_what_they_wait_for_appears() {
         .to_owned();
     let head = head.replace("name: registry-creds", "name: unrelated");
     let build = "apiVersion: kubefoundry.dev/v1alpha1\nkind: CFBuild\nmetadata: {name: build-later, namespace: space-1}\nspec: {appGuid: app-1, packageGuid: pkg-later}\n";
-    apply_until_accepted(&tc, &format!("{head}\n---\n{build}"), &[]).await;
+    tc.apply_until_accepted(&format!("{head}\n---\n{build}"), &[])
+        .await;
 
     // No package yet: the build waits, STAGING, saying for what.
     let waiting = build_when(&tc, "build-later", "the build to wait for its package", |b| {
@@ -475,14 +448,14 @@ async fn waiting_builds_and_droplets_resume_when_what_they_wait_for_appears() {
         },
     )
     .await;
-    stop(ctl).await;
+    ctl.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kubectl_apply_keeps_adoption_and_deleting_the_app_collects_everything() {
     let tc = setup().await;
     let ctl = start_controller(&tc);
-    apply_until_accepted(&tc, TREE, &[]).await;
+    tc.apply_until_accepted(TREE, &[]).await;
     let app: CFApp = eventually("the app", Duration::from_secs(20), || async {
         api::<CFApp>(&tc).get("app-1").await.ok()
     })
@@ -583,5 +556,5 @@ async fn kubectl_apply_keeps_adoption_and_deleting_the_app_collects_everything()
         },
     )
     .await;
-    stop(ctl).await;
+    ctl.stop().await;
 }

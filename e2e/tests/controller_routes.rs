@@ -15,10 +15,10 @@ use k8s_openapi::{
 };
 use kube::Api;
 use kubefoundry::{
-    controller::{self, Config},
+    controller::Config,
     crd::{CFRoute, CFServiceBinding, CFServiceInstance},
 };
-use kubefoundry_e2e::{TestCluster, eventually};
+use kubefoundry_e2e::{RunningController, TestCluster, controller_config, eventually};
 use serde_json::{Value, json};
 
 const TREE: &str = r#"
@@ -111,55 +111,24 @@ metadata: {name: si-managed, namespace: space-1}
 spec: {displayName: brokered, type: managed, servicePlanGuid: plan-1}
 "#;
 
-struct Running {
-    task: tokio::task::JoinHandle<()>,
-    stop: tokio::sync::oneshot::Sender<()>,
-}
-
-fn start_controller(tc: &TestCluster) -> Running {
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let config = Config {
-        identity: "replica-a".to_owned(),
-        resync: Duration::from_secs(3600),
+fn start_controller(tc: &TestCluster) -> RunningController {
+    tc.start_controller(Config {
         ingress_class: Some("nginx".to_owned()),
-        ..Config::default()
-    };
-    let client = tc.client.clone();
-    let task = tokio::spawn(async move {
-        let shutdown = async {
-            let _ = rx.await;
-        };
-        controller::run(client, config, shutdown)
-            .await
-            .expect("controller runs");
-    });
-    Running { task, stop }
+        ..controller_config("replica-a")
+    })
 }
 
-async fn stop(running: Running) {
-    let _ = running.stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), running.task).await;
-}
-
-async fn setup() -> (TestCluster, Running) {
-    let tc = TestCluster::start().await;
-    tc.install_crds().await;
-    tc.kubectl_ok(&["create", "namespace", "cf"]);
-    let ctl = start_controller(&tc);
-    apply_until_accepted(&tc, TREE).await;
-    // The space's namespace exists once objects in it are accepted.
-    apply_until_accepted(&tc, APP).await;
-    (tc, ctl)
-}
-
-/// GitOps tools re-apply until everything is accepted; objects whose namespace the
-/// controller has not made yet are rejected until it has.
-async fn apply_until_accepted(tc: &TestCluster, yaml: &str) {
-    eventually("the YAML to be accepted", Duration::from_secs(20), || async {
-        let out = tc.apply(yaml, &[]);
-        out.status.success().then_some(())
+async fn setup() -> (TestCluster, RunningController) {
+    let tc = TestCluster::with_cf(kubefoundry_sim::Options {
+        config: kubefoundry_e2e::fast_config(),
+        ..kubefoundry_sim::Options::default()
     })
     .await;
+    let ctl = start_controller(&tc);
+    tc.apply_until_accepted(TREE, &[]).await;
+    // The space's namespace exists once objects in it are accepted.
+    tc.apply_until_accepted(APP, &[]).await;
+    (tc, ctl)
 }
 
 /// The `Ready` condition, once it is reported for the object's current generation.
@@ -171,10 +140,10 @@ fn ready(conditions: &[Condition], generation: Option<i64>) -> Option<&Condition
 
 /// Restarts the controller and asserts it makes no writes to the kinds these reconcilers own
 /// or write: a converged route or binding must cost nothing.
-async fn restart_makes_no_writes(tc: &TestCluster, ctl: Running) -> Running {
+async fn restart_makes_no_writes(tc: &TestCluster, ctl: RunningController) -> RunningController {
     // Let the last status writes and cache updates land.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    stop(ctl).await;
+    tc.quiesce().await;
+    ctl.stop().await;
     let mine = [
         "ingresses",
         "secrets",
@@ -220,8 +189,8 @@ fn decoded(secret: &Secret) -> std::collections::BTreeMap<String, String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn route_becomes_an_ingress_and_unexpressible_routes_say_why() {
     let (tc, ctl) = setup().await;
-    apply_until_accepted(&tc, DOMAIN).await;
-    apply_until_accepted(&tc, ROUTE).await;
+    tc.apply_until_accepted(DOMAIN, &[]).await;
+    tc.apply_until_accepted(ROUTE, &[]).await;
 
     let routes: Api<CFRoute> = Api::namespaced(tc.client.clone(), "space-1");
     let ingresses: Api<Ingress> = Api::namespaced(tc.client.clone(), "space-1");
@@ -280,7 +249,7 @@ async fn route_becomes_an_ingress_and_unexpressible_routes_say_why() {
     let ctl = restart_makes_no_writes(&tc, ctl).await;
 
     // Unequal weights cannot be expressed by an Ingress: no Ingress, and a clear reason.
-    apply_until_accepted(&tc, WEIGHTED_ROUTE).await;
+    tc.apply_until_accepted(WEIGHTED_ROUTE, &[]).await;
     let condition = eventually(
         "the weighted route to be refused",
         Duration::from_secs(20),
@@ -310,7 +279,7 @@ async fn route_becomes_an_ingress_and_unexpressible_routes_say_why() {
     .await;
 
     // Back to one destination: served again.
-    apply_until_accepted(&tc, ROUTE).await;
+    tc.apply_until_accepted(ROUTE, &[]).await;
     eventually("the Ingress to return", Duration::from_secs(20), || async {
         ingresses.get_opt("route-r1").await.ok()?.map(|_| ())
     })
@@ -331,13 +300,13 @@ async fn route_becomes_an_ingress_and_unexpressible_routes_say_why() {
     )
     .await;
     assert_eq!(condition.status, "False");
-    stop(ctl).await;
+    ctl.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn binding_a_user_provided_service_fills_vcap_services_and_unbinding_empties_it() {
     let (tc, ctl) = setup().await;
-    apply_until_accepted(&tc, SERVICE).await;
+    tc.apply_until_accepted(SERVICE, &[]).await;
 
     let instances: Api<CFServiceInstance> = Api::namespaced(tc.client.clone(), "space-1");
     let bindings: Api<CFServiceBinding> = Api::namespaced(tc.client.clone(), "space-1");
@@ -451,5 +420,5 @@ async fn binding_a_user_provided_service_fills_vcap_services_and_unbinding_empti
         secrets.get_opt("k1-binding").await.unwrap().is_some(),
         "the service key is untouched"
     );
-    stop(ctl).await;
+    ctl.stop().await;
 }

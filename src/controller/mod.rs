@@ -160,51 +160,46 @@ pub fn managed() -> watcher::Config {
     watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGED_BY_VALUE}"))
 }
 
-/// Starts a reflector for kubefoundry-managed objects of kind `K`; the future runs it.
-fn cache<K>(client: &Client) -> (Store<K>, BoxFuture<'static, ()>)
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    cache_with(client, managed())
+/// Starts reflectors: each cache's task runs it, and its readiness future resolves once it
+/// holds a first view.
+struct Starter {
+    client: Client,
+    tasks: Vec<BoxFuture<'static, ()>>,
+    ready: Vec<BoxFuture<'static, ()>>,
 }
 
-/// Starts a reflector for every object of kind `K` (CF kinds: kubectl-made ones carry no label).
-fn cache_all<K>(client: &Client) -> (Store<K>, BoxFuture<'static, ()>)
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    cache_with(client, watcher::Config::default())
-}
+impl Starter {
+    fn new(client: &Client) -> Self {
+        Self {
+            client: client.clone(),
+            tasks: Vec::new(),
+            ready: Vec::new(),
+        }
+    }
 
-fn cache_with<K>(client: &Client, config: watcher::Config) -> (Store<K>, BoxFuture<'static, ()>)
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let api: Api<K> = Api::all(client.clone());
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff()).applied_objects();
-    let task = async move {
-        stream.for_each(|_| futures::future::ready(())).await;
-    };
-    (reader, Box::pin(task))
+    /// A cache of the objects of kind `K` that `config` selects.
+    fn cache<K>(&mut self, config: watcher::Config) -> Store<K>
+    where
+        K: kube::Resource<DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + Sync
+            + 'static,
+    {
+        let (reader, writer) = reflector::store();
+        let api: Api<K> = Api::all(self.client.clone());
+        let stream = reflector::reflector(writer, watcher(api, config).default_backoff()).applied_objects();
+        self.tasks.push(Box::pin(async move {
+            stream.for_each(|_| futures::future::ready(())).await;
+        }));
+        let ready = reader.clone();
+        self.ready.push(Box::pin(async move {
+            let _ = ready.wait_until_ready().await;
+        }));
+        reader
+    }
 }
 
 /// Runs every reconciler until `shutdown` resolves, once this replica holds the leader Lease.
@@ -234,68 +229,30 @@ pub async fn run(
         &config.identity,
     );
     let leadership = lease.acquire(shutdown.clone()).await?;
-    let (namespaces, ns_task) = cache::<Namespace>(&client);
-    let (role_bindings, rb_task) = cache::<RoleBinding>(&client);
-    let (cluster_role_bindings, crb_task) = cache::<ClusterRoleBinding>(&client);
-    let (roles, roles_task) = cache::<Role>(&client);
-    let mut tasks = vec![ns_task, rb_task, crb_task, roles_task];
-    let mut add = |task| tasks.push(task);
-    let (deployments, t) = cache::<Deployment>(&client);
-    add(t);
-    let (services, t) = cache::<Service>(&client);
-    add(t);
-    let (ingresses, t) = cache::<Ingress>(&client);
-    add(t);
-    let (jobs, t) = cache::<Job>(&client);
-    add(t);
-    let (secrets, t) = cache::<Secret>(&client);
-    add(t);
-    let (pods, t) = cache_with::<Pod>(
-        &client,
-        watcher::Config::default().labels(crate::labels::APP_GUID),
-    );
-    add(t);
-    let (apps, t) = cache_all(&client);
-    add(t);
-    let (processes, t) = cache_all(&client);
-    add(t);
-    let (packages, t) = cache_all(&client);
-    add(t);
-    let (builds, t) = cache_all(&client);
-    add(t);
-    let (droplets, t) = cache_all(&client);
-    add(t);
-    let (routes, t) = cache_all(&client);
-    add(t);
-    let (domains, t) = cache_all(&client);
-    add(t);
-    let (service_instances, t) = cache_all(&client);
-    add(t);
-    let (service_bindings, t) = cache_all(&client);
-    add(t);
-    let (task_cache, t) = cache_all(&client);
-    add(t);
+    let mut starter = Starter::new(&client);
+    let all = watcher::Config::default;
     let caches = Caches {
-        namespaces,
-        role_bindings,
-        cluster_role_bindings,
-        roles,
-        deployments,
-        services,
-        ingresses,
-        jobs,
-        secrets,
-        pods,
-        apps,
-        processes,
-        packages,
-        builds,
-        droplets,
-        routes,
-        domains,
-        service_instances,
-        service_bindings,
-        tasks: task_cache,
+        namespaces: starter.cache(managed()),
+        role_bindings: starter.cache(managed()),
+        cluster_role_bindings: starter.cache(managed()),
+        roles: starter.cache(managed()),
+        deployments: starter.cache(managed()),
+        services: starter.cache(managed()),
+        ingresses: starter.cache(managed()),
+        jobs: starter.cache(managed()),
+        secrets: starter.cache(managed()),
+        pods: starter.cache(all().labels(crate::labels::APP_GUID)),
+        // CF kinds: kubectl-made ones carry no managed-by label.
+        apps: starter.cache(all()),
+        processes: starter.cache(all()),
+        packages: starter.cache(all()),
+        builds: starter.cache(all()),
+        droplets: starter.cache(all()),
+        routes: starter.cache(all()),
+        domains: starter.cache(all()),
+        service_instances: starter.cache(all()),
+        service_bindings: starter.cache(all()),
+        tasks: starter.cache(all()),
     };
     if config.manage_cluster_roles {
         ensure_cluster_roles(&client).await?;
@@ -312,30 +269,10 @@ pub async fn run(
         metrics,
         recorder: kube::runtime::events::Recorder::new(client.clone(), reporter),
     });
+    let Starter { tasks, ready, .. } = starter;
     let tasks = futures::future::join_all(tasks);
     // Reconcilers start once caches hold a first view, so resolve never sees a false absence.
-    let ready = async {
-        let _ = caches.namespaces.wait_until_ready().await;
-        let _ = caches.role_bindings.wait_until_ready().await;
-        let _ = caches.cluster_role_bindings.wait_until_ready().await;
-        let _ = caches.roles.wait_until_ready().await;
-        let _ = caches.deployments.wait_until_ready().await;
-        let _ = caches.services.wait_until_ready().await;
-        let _ = caches.ingresses.wait_until_ready().await;
-        let _ = caches.jobs.wait_until_ready().await;
-        let _ = caches.secrets.wait_until_ready().await;
-        let _ = caches.pods.wait_until_ready().await;
-        let _ = caches.apps.wait_until_ready().await;
-        let _ = caches.processes.wait_until_ready().await;
-        let _ = caches.packages.wait_until_ready().await;
-        let _ = caches.builds.wait_until_ready().await;
-        let _ = caches.droplets.wait_until_ready().await;
-        let _ = caches.routes.wait_until_ready().await;
-        let _ = caches.domains.wait_until_ready().await;
-        let _ = caches.service_instances.wait_until_ready().await;
-        let _ = caches.service_bindings.wait_until_ready().await;
-        let _ = caches.tasks.wait_until_ready().await;
-    };
+    let ready = futures::future::join_all(ready);
     let controllers = async {
         ready.await;
         // One line per reconciler.
