@@ -1837,6 +1837,21 @@ fn normalise_app(app: &Map<String, Value>) -> Map<String, Value> {
             .collect();
         out.insert("processes".into(), Value::Array(ps));
     }
+    // Env values apply as strings (`COUNT: 3` sets "3"), so they compare as strings.
+    if let Some(Value::Object(env)) = out.get("env").cloned() {
+        let env: Map<String, Value> = env
+            .into_iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    Value::String(s) => s,
+                    Value::Null => String::new(),
+                    other => other.to_string(),
+                };
+                (k, Value::String(text))
+            })
+            .collect();
+        out.insert("env".into(), Value::Object(env));
+    }
     if let Some(Value::Array(ss)) = out.get("services").cloned() {
         let ss: Vec<Value> = ss
             .into_iter()
