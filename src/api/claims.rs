@@ -15,6 +15,9 @@ use super::{ApiState, CfError, CfResult};
 
 const OWNER: &str = "kubefoundry.dev/claimed-by";
 
+/// How old a claim must be before a missing owner makes it stale (a create takes far less).
+const STALE_AFTER_SECS: i64 = 30;
+
 /// A name claim: the Lease that reserves `name` for one object of `kind` in `namespace`.
 pub struct Claim {
     namespace: String,
@@ -80,7 +83,13 @@ impl Claim {
             if holder == owner {
                 return Ok(());
             }
-            if alive(&holder) {
+            // A young claim's owner may still be on its way into existence (its create is in
+            // flight, so `alive` cannot see it yet): only an old claim can be stale.
+            let young = existing.metadata.creation_timestamp.as_ref().is_none_or(|t| {
+                k8s_openapi::jiff::Timestamp::now().duration_since(t.0)
+                    < k8s_openapi::jiff::SignedDuration::from_secs(STALE_AFTER_SECS)
+            });
+            if young || alive(&holder) {
                 return Err(taken());
             }
             // A stale claim: remove exactly that version (a racing taker wins cleanly), retry.
