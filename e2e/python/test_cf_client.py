@@ -277,6 +277,15 @@ def test_docker_app_package_build_droplet_route_start_scale_delete(cf, org, spac
     reread = v3.processes.get(process["guid"])
     assert reread["instances"] == 2 and reread["memory_in_mb"] == 256
 
+    # The client's other app helpers: env (the route is in VCAP_APPLICATION), manifest, stop.
+    vcap = v3.apps.get_env(guid)["application_env_json"]["VCAP_APPLICATION"]
+    assert vcap["application_name"] == name and route["url"] in vcap["application_uris"]
+    manifest = v3.apps.get_manifest(guid)
+    assert f"name: {name}" in manifest and IMAGE in manifest
+    stopped = v3.apps.get(guid).stop()
+    assert stopped["state"] == "STOPPED" and v3.apps.get(guid)["state"] == "STOPPED"
+    assert v3.apps.get(guid).start()["state"] == "STARTED"
+
     # get with include, and list filters: same name in another space, another app in this one.
     with_space = v3.apps.get(guid, include="space")
     assert with_space.space()["guid"] == space
@@ -298,6 +307,32 @@ def test_docker_app_package_build_droplet_route_start_scale_delete(cf, org, spac
     assert not_found(v3.apps.get, guid)["detail"] == "App not found"
     assert [a["guid"] for a in v3.apps.list(names=[name])] == [twin]
     wait_for(lambda: _gone(v3.processes.get, process["guid"]), timeout=20, what="the app's process to go")
+
+
+def test_cli_matched_errors_through_the_client(cf, org, space):
+    """The errors the cf CLI matches on arrive intact as the client's InvalidStatusCode."""
+
+    def error(call, *args, **kwargs) -> tuple[int, dict]:
+        with pytest.raises(InvalidStatusCode) as info:
+            call(*args, **kwargs)
+        return info.value.status_code, info.value.body["errors"][0]
+
+    org_name = cf.v3.organizations.get(org)["name"]
+    status, err = error(cf.v3.organizations.create, org_name, suspended=False)
+    assert status == 422 and err["detail"] == f"Organization '{org_name}' already exists."
+    space_name = cf.v3.spaces.get(space)["name"]
+    status, err = error(cf.v3.spaces.create, space_name, org)
+    assert status == 422 and err["detail"] == "Name must be unique per organization"
+
+    app = docker_app(cf, space, unique("dup"))
+    status, err = error(docker_app, cf, space, app["name"])
+    assert status == 422 and err["detail"] == f"App with the name '{app['name']}' already exists."
+    # Starting needs a droplet; the start link is a POST the client follows.
+    status, err = error(app.start)
+    assert status == 422 and err["detail"] == "Assign a droplet before starting this app."
+    # An unknown query parameter is a 400, not silently ignored.
+    status, err = error(lambda: list(cf.v3.organizations.list(name=org_name)))
+    assert status == 400 and err["title"] == "CF-BadQueryParameter"
 
 
 # --- pagination --------------------------------------------------------------------------------
