@@ -276,6 +276,10 @@ def test_docker_app_package_build_droplet_route_start_scale_delete(cf, org, spac
     assert scaled["instances"] == 2 and scaled["memory_in_mb"] == 256
     reread = v3.processes.get(process["guid"])
     assert reread["instances"] == 2 and reread["memory_in_mb"] == 256
+    # The same action by the app's process type, the other path the client's docs name.
+    by_type = v3.processes._post(f"{base}/v3/apps/{guid}/processes/web/actions/scale", data={"disk_in_mb": 512})
+    assert by_type["guid"] == process["guid"]
+    assert (by_type["instances"], by_type["memory_in_mb"], by_type["disk_in_mb"]) == (2, 256, 512)
 
     # The client's other app helpers: env (the route is in VCAP_APPLICATION), manifest, stop.
     vcap = v3.apps.get_env(guid)["application_env_json"]["VCAP_APPLICATION"]
