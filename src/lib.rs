@@ -4,6 +4,7 @@
 pub mod api;
 pub mod controller;
 pub mod crd;
+pub mod dev;
 pub mod labels;
 
 pub mod fixtures;

@@ -76,6 +76,8 @@ enum Command {
         /// The root namespace.
         #[arg(long, env = "KUBEFOUNDRY_ROOT_NAMESPACE", default_value = "cf")]
         root_namespace: String,
+        #[command(flatten)]
+        auth: AuthArgs,
     },
     /// Everything in one process with no cluster: the simulated cluster, the controller and
     /// the CF API. Prints the API URL and the kubeconfig to log in with.
@@ -89,7 +91,99 @@ enum Command {
         /// Address of the CF API.
         #[arg(long, default_value = "127.0.0.1:9000")]
         api_listen: SocketAddr,
+        /// How the cf CLI logs in: `issuer` (`cf login -u admin -p <printed password>`) or
+        /// `kubernetes` (users of the printed kubeconfig, `cf_on_k8s`).
+        #[arg(long, default_value = "issuer", value_parser = ["issuer", "kubernetes"])]
+        auth: String,
     },
+}
+
+/// How `kubefoundry api` authenticates callers.
+#[derive(clap::Args)]
+struct AuthArgs {
+    /// `kubernetes` (kubeconfig credentials: bearer tokens by TokenReview, client certificates),
+    /// `issuer` (the API issues tokens for users of a Secret: `cf login -u -p`) or `oidc` (tokens
+    /// of an external OIDC/UAA issuer). Kubernetes bearer tokens and client certificates are
+    /// accepted in every mode.
+    #[arg(long = "auth", env = "KUBEFOUNDRY_AUTH", default_value = "kubernetes", value_parser = ["kubernetes", "issuer", "oidc"])]
+    mode: String,
+    /// CA bundle (PEM) client certificates must chain to; defaults to the cluster's CA.
+    #[arg(long, value_name = "FILE")]
+    client_ca_file: Option<PathBuf>,
+    /// Issuer mode: the Secret (root namespace) with the users, data key `users.yaml`.
+    #[arg(long, default_value = "kubefoundry-users")]
+    users_secret: String,
+    /// Issuer mode: the Secret (root namespace) holding the token signing key; created if missing.
+    #[arg(long, default_value = "kubefoundry-issuer-key")]
+    issuer_key_secret: String,
+    /// Issuer and oidc modes: prefix of Kubernetes user names (e.g. `cf:`).
+    #[arg(long, default_value = "")]
+    user_prefix: String,
+    /// Issuer mode: the Kubernetes group CF admins are given.
+    #[arg(long, default_value = "system:masters")]
+    admin_group: String,
+    /// OIDC mode: the issuer URL (`iss` of its tokens), e.g. `https://uaa.example.com/oauth/token`.
+    #[arg(long, env = "KUBEFOUNDRY_OIDC_ISSUER_URL")]
+    oidc_issuer_url: Option<String>,
+    /// OIDC mode: an audience tokens must carry; empty checks none.
+    #[arg(long, default_value = "cloud_controller")]
+    oidc_audience: String,
+    /// OIDC mode: the claim naming the user.
+    #[arg(long, default_value = "user_name")]
+    oidc_username_claim: String,
+    /// OIDC mode: the claim listing the user's groups.
+    #[arg(long)]
+    oidc_groups_claim: Option<String>,
+    /// OIDC mode: where the cf CLI logs in (defaults to the issuer URL without `/oauth/token`).
+    #[arg(long)]
+    oidc_login_url: Option<String>,
+    /// OIDC mode: the JWKS URL (defaults to the issuer's discovery document's `jwks_uri`).
+    #[arg(long)]
+    oidc_jwks_url: Option<String>,
+    /// OIDC mode: CA bundle (PEM) for the issuer's TLS (defaults to the system roots).
+    #[arg(long, value_name = "FILE")]
+    oidc_ca_file: Option<PathBuf>,
+}
+
+impl AuthArgs {
+    /// The façade's auth settings; `cluster_ca` (DER) is the client CA unless a file is given.
+    fn config(
+        self,
+        cluster_ca: Vec<Vec<u8>>,
+    ) -> Result<kubefoundry::api::auth::AuthConfig, Box<dyn std::error::Error>> {
+        use kubefoundry::api::{auth, issuer::IssuerConfig};
+        let client_ca = match &self.client_ca_file {
+            Some(path) => auth::clientcert::ders_from_pem(&std::fs::read_to_string(path)?)?,
+            None => cluster_ca,
+        };
+        let mode: auth::Mode = self.mode.parse()?;
+        let oidc = match self.oidc_issuer_url {
+            Some(url) => Some(auth::oidc::OidcConfig {
+                issuer_url: url,
+                audience: Some(self.oidc_audience).filter(|a| !a.is_empty()),
+                username_claim: self.oidc_username_claim,
+                groups_claim: self.oidc_groups_claim,
+                user_prefix: self.user_prefix.clone(),
+                login_url: self.oidc_login_url,
+                jwks_url: self.oidc_jwks_url,
+                ca_pem: self.oidc_ca_file.map(std::fs::read_to_string).transpose()?,
+            }),
+            None if mode == auth::Mode::Oidc => return Err("--auth oidc needs --oidc-issuer-url".into()),
+            None => None,
+        };
+        Ok(auth::AuthConfig {
+            mode,
+            client_ca,
+            issuer: IssuerConfig {
+                users_secret: self.users_secret,
+                key_secret: self.issuer_key_secret,
+                user_prefix: self.user_prefix,
+                admin_group: self.admin_group,
+                ..IssuerConfig::default()
+            },
+            oidc,
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -123,6 +217,7 @@ fn main() -> ExitCode {
             listen,
             external_url,
             root_namespace,
+            auth,
         } => {
             let config = kubefoundry::api::Config {
                 base_url: external_url.unwrap_or_else(|| format!("http://{listen}")),
@@ -130,13 +225,21 @@ fn main() -> ExitCode {
                 identity_ttl: std::time::Duration::from_secs(60),
                 ..kubefoundry::api::Config::default()
             };
-            runtime().and_then(|rt| rt.block_on(api(listen, config)))
+            runtime().and_then(|rt| rt.block_on(api(listen, config, auth)))
         }
         Command::Dev {
             data_dir,
             kube_listen,
             api_listen,
-        } => runtime().and_then(|rt| rt.block_on(dev(data_dir, kube_listen, api_listen))),
+            auth,
+        } => runtime().and_then(|rt| {
+            rt.block_on(dev(kubefoundry::dev::Options {
+                data_dir,
+                kube_listen,
+                api_listen,
+                auth: auth.parse()?,
+            }))
+        }),
         Command::Controller {
             root_namespace,
             lease_namespace,
@@ -206,16 +309,17 @@ async fn controller(config: kubefoundry::controller::Config) -> Result<(), Box<d
     Ok(())
 }
 
-async fn api(listen: SocketAddr, config: kubefoundry::api::Config) -> Result<(), Box<dyn std::error::Error>> {
-    let client = kube::Client::try_default().await?;
-    serve_api(client, listen, config).await
-}
-
-async fn serve_api(
-    client: kube::Client,
+async fn api(
     listen: SocketAddr,
-    config: kubefoundry::api::Config,
+    mut config: kubefoundry::api::Config,
+    auth: AuthArgs,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let kube_config = kube::Config::infer().await?;
+    // Most clusters sign client certificates with the CA that serves the API (kubeadm, kind,
+    // k3s), so the cluster's CA is the default client CA.
+    let cluster_ca = kube_config.root_cert.clone().unwrap_or_default();
+    config.auth = auth.config(cluster_ca)?;
+    let client = kube::Client::try_from(kube_config)?;
     let state = kubefoundry::api::state(client, config).await;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     axum::serve(listener, kubefoundry::api::router(state))
@@ -224,66 +328,15 @@ async fn serve_api(
     Ok(())
 }
 
-async fn dev(
-    data_dir: PathBuf,
-    kube_listen: SocketAddr,
-    api_listen: SocketAddr,
-) -> Result<(), Box<dyn std::error::Error>> {
-    use kube::api::{Api, Patch, PatchParams};
-    let sim = kubefoundry_sim::start(kubefoundry_sim::Options {
-        listen: Some(kube_listen),
-        data_dir: Some(data_dir.join("cluster")),
-        ..kubefoundry_sim::Options::default()
-    })
-    .await?;
-    let kubeconfig = data_dir.join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig)?;
-    let client = sim.client().await?;
-    let apply = PatchParams::apply(kubefoundry::labels::FIELD_MANAGER).force();
-    let crds: Api<
-        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-    > = Api::all(client.clone());
-    for crd in kubefoundry::crd::all() {
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        crds.patch(&name, &apply, &Patch::Apply(&crd)).await?;
-    }
-    let root = "cf";
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": root}});
-    namespaces.patch(root, &apply, &Patch::Apply(&ns)).await?;
-    // CRDs become Established as they are written; the controller's watches need them served.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let controller_config = kubefoundry::controller::Config {
-        root_namespace: root.to_owned(),
-        ..Default::default()
-    };
-    let controller_client = client.clone();
-    tokio::spawn(async move {
-        if let Err(e) =
-            kubefoundry::controller::run(controller_client, controller_config, std::future::pending()).await
-        {
-            tracing::error!(error = %e, "controller stopped");
-        }
-    });
-    let base_url = format!("http://{api_listen}");
-    eprintln!("kubefoundry dev is running (state in {})", data_dir.display());
-    eprintln!("  CF API:      {base_url}   (cf api {base_url} --skip-ssl-validation)");
-    eprintln!(
-        "  Kubernetes:  {}   (KUBECONFIG={})",
-        sim.url,
-        kubeconfig.display()
-    );
-    eprintln!(
-        "  Admin:       user 'admin' (system:masters), token {}",
-        sim.admin_token
-    );
-    let config = kubefoundry::api::Config {
-        base_url,
-        root_namespace: root.to_owned(),
-        identity_ttl: std::time::Duration::from_secs(60),
-        ..kubefoundry::api::Config::default()
-    };
-    serve_api(client, api_listen, config).await
+async fn dev(options: kubefoundry::dev::Options) -> Result<(), Box<dyn std::error::Error>> {
+    let data_dir = options.data_dir.clone();
+    let dev = kubefoundry::dev::start(options)
+        .await
+        .map_err(|e| e.to_string())?;
+    print!("{}", dev.banner(&data_dir));
+    std::io::stdout().flush()?;
+    shutdown_signal().await;
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod body;
 pub mod claims;
 pub mod error;
+pub mod issuer;
 pub mod logcache;
 pub mod pagination;
 pub mod query;
@@ -42,6 +43,8 @@ pub struct Config {
     pub root_namespace: String,
     /// How long an identity stays cached after a TokenReview.
     pub identity_ttl: Duration,
+    /// How callers authenticate (Kubernetes credentials, the built-in issuer, an OIDC issuer).
+    pub auth: auth::AuthConfig,
     /// Where uploaded package bits are kept (one file per package GUID).
     pub package_dir: std::path::PathBuf,
     /// The largest package upload accepted, in bytes.
@@ -54,6 +57,7 @@ impl Default for Config {
             base_url: "http://127.0.0.1:9000".to_owned(),
             root_namespace: "cf".to_owned(),
             identity_ttl: Duration::from_secs(60),
+            auth: auth::AuthConfig::default(),
             package_dir: std::env::temp_dir().join("kubefoundry-packages"),
             max_upload_bytes: 1024 * 1024 * 1024,
         }
@@ -211,7 +215,7 @@ pub async fn caches(client: &Client) -> Caches {
 pub async fn state(client: Client, config: Config) -> Arc<ApiState> {
     let caches = caches(&client).await;
     Arc::new(ApiState {
-        auth: auth::Authenticator::new(client.clone(), config.identity_ttl),
+        auth: auth::Authenticator::new(client.clone(), &config),
         config,
         client,
         caches,
@@ -229,6 +233,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/whoami", get(v3::root::whoami))
         .merge(v3::routes())
         .merge(logcache::routes())
+        .merge(issuer::routes())
         .fallback(|| async { CfError::UnknownRequest })
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(state)

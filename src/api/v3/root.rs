@@ -1,4 +1,7 @@
-//! The unauthenticated documents (`/`, `/v3`, `/v3/info`) and `/whoami`.
+//! The unauthenticated documents (`/`, `/v3`, `/v3/info`) and `/whoami`. `/` tells the cf CLI
+//! how to log in: `cf_on_k8s: true` (Kubernetes credentials from a kubeconfig) in Kubernetes
+//! mode, otherwise `login`/`uaa` links to the token issuer (the façade itself, or an external
+//! OIDC/UAA issuer).
 
 use std::sync::Arc;
 
@@ -15,6 +18,11 @@ pub const CC_VERSION: &str = "3.211.0";
 /// `GET /`.
 pub async fn root(State(state): State<Arc<ApiState>>) -> Json<Value> {
     let base = &state.config.base_url;
+    let login = state.auth.login_url(base);
+    let login_link = login
+        .as_ref()
+        .map_or_else(|| link(base, ""), |url| json!({"href": url}));
+    let uaa_link = login.as_ref().map_or(Value::Null, |url| json!({"href": url}));
     Json(json!({
         "links": {
             "self": link(base, ""),
@@ -22,8 +30,8 @@ pub async fn root(State(state): State<Arc<ApiState>>) -> Json<Value> {
             "cloud_controller_v3": {"href": format!("{base}/v3"), "meta": {"version": CC_VERSION}},
             "network_policy_v0": null,
             "network_policy_v1": null,
-            "login": link(base, ""),
-            "uaa": null,
+            "login": login_link,
+            "uaa": uaa_link,
             "credhub": null,
             "routing": null,
             "logging": null,
@@ -32,7 +40,7 @@ pub async fn root(State(state): State<Arc<ApiState>>) -> Json<Value> {
             "app_ssh": null,
             "bits_service": null,
         },
-        "cf_on_k8s": true,
+        "cf_on_k8s": login.is_none(),
     }))
 }
 
