@@ -5,7 +5,10 @@
 //! CFApp (hidden from CF metadata, refused in user metadata), so they survive restarts without
 //! a schema change.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use axum::{
     Json, Router,
@@ -28,11 +31,12 @@ use super::{
 use crate::{
     api::{
         ApiState, Caches, CfError, CfResult,
+        access::Access,
         body::{MetadataBody, ToOne, check_name, parse},
         claims::Claim,
     },
     controller::{app::build::new_process, names},
-    crd::{AppState, CFApp, CFAppSpec, DropletState, Lifecycle, LifecycleType},
+    crd::{AppState, CFApp, CFAppSpec, CFDroplet, CFOrg, CFSpace, DropletState, Lifecycle, LifecycleType},
 };
 
 /// The routes of this family.
@@ -58,6 +62,7 @@ pub fn routes() -> Router<Arc<ApiState>> {
             "/v3/apps/{guid}/relationships/current_droplet",
             get(current_droplet_relationship).patch(set_current_droplet),
         )
+        .route("/v3/apps/{guid}/droplets/current", get(current_droplet))
 }
 
 /// The stack CF reports for buildpack apps that name none.
@@ -106,6 +111,7 @@ impl CfKind for CFApp {
         "stacks",
         "lifecycle_type",
     ];
+    const INCLUDES: &'static [&'static str] = &["space", "space.organization"];
 
     fn store(caches: &Caches) -> &Store<Self> {
         &caches.apps
@@ -169,6 +175,42 @@ impl CfKind for CFApp {
                 values.iter().any(|v| t["type"] == v.as_str())
             }
             _ => true,
+        }
+    }
+
+    fn include(
+        what: &str,
+        page: &[Value],
+        cx: &Cx<'_>,
+        access: &Access,
+    ) -> Option<(&'static str, Vec<Value>)> {
+        let spaces: BTreeSet<String> = page
+            .iter()
+            .filter_map(|a| a["relationships"]["space"]["data"]["guid"].as_str())
+            .map(str::to_owned)
+            .collect();
+        match what {
+            "space" => Some((
+                "spaces",
+                spaces
+                    .iter()
+                    .filter_map(|s| resource::lookup::<CFSpace>(cx.caches, s))
+                    .filter(|s| s.visible(access, cx))
+                    .map(|s| s.present(cx))
+                    .collect(),
+            )),
+            "space.organization" => {
+                let orgs: BTreeSet<String> = spaces.iter().filter_map(|s| cx.org_of_space(s)).collect();
+                Some((
+                    "organizations",
+                    orgs.iter()
+                        .filter_map(|o| resource::lookup::<CFOrg>(cx.caches, o))
+                        .filter(|o| o.visible(access, cx))
+                        .map(|o| o.present(cx))
+                        .collect(),
+                ))
+            }
+            _ => None,
         }
     }
 }
@@ -908,4 +950,23 @@ async fn set_current_droplet(
     )
     .await?;
     Ok(Json(droplet_relationship(&Cx::new(&state), &updated)))
+}
+
+/// The app's current droplet; "Droplet not found" (exactly: the cf CLI matches it) when it
+/// has none or it is gone.
+async fn current_droplet(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(guid): Path<String>,
+) -> CfResult<Json<Value>> {
+    let caller = Caller::of(&state, &headers).await?;
+    let app = find_app(&state, &caller, &guid)?;
+    let droplet = app
+        .spec
+        .current_droplet_guid
+        .as_deref()
+        .and_then(|d| resource::lookup::<CFDroplet>(&state.caches, d))
+        .filter(|d| d.namespace() == app.namespace() && d.metadata.deletion_timestamp.is_none())
+        .ok_or(CfError::NotFound("Droplet"))?;
+    Ok(Json(droplet.present(&Cx::new(&state))))
 }
