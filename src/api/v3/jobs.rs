@@ -89,6 +89,8 @@ async fn show(
         "user.delete" => super::users::deleted(&state.caches, target),
         "service_instance.delete" => gone(&state.caches.service_instances, target),
         "service_bindings.delete" => gone(&state.caches.service_bindings, target),
+        "package.delete" => gone(&state.caches.packages, target),
+        "droplet.delete" => gone(&state.caches.droplets, target),
         "space.apply_manifest"
         | "space.delete_unmapped_routes"
         | "service_instance.create"
