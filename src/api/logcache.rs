@@ -271,8 +271,10 @@ fn instances(state: &ApiState, app: &CFApp) -> Vec<(Arc<Pod>, String, usize)> {
 
 /// Log lines of every Pod of the app (Pods whose container has not started have none).
 async fn pod_envelopes(state: &ApiState, pods: &[(Arc<Pod>, String, usize)], since: i64) -> Vec<Envelope> {
+    // sinceTime has whole seconds; a second earlier never cuts a line off (exact filtering
+    // happens in `select`).
     let since_time = (since > 0)
-        .then(|| Timestamp::from_second(since / 1_000_000_000).ok())
+        .then(|| Timestamp::from_second(since / 1_000_000_000 - 1).ok())
         .flatten();
     let reads = pods.iter().map(|(pod, source, index)| {
         let api: Api<Pod> = Api::namespaced(state.client.clone(), &pod.namespace().unwrap_or_default());
