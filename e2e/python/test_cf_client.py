@@ -339,6 +339,69 @@ def test_cli_matched_errors_through_the_client(cf, org, space):
     assert status == 400 and err["title"] == "CF-BadQueryParameter"
 
 
+# --- tasks, user-provided services, private domains ---------------------------------------------
+
+
+def staged_app(cf, space: str, name: str):
+    """A docker app with a staged current droplet (the long way is in the test above)."""
+    v3, base = cf.v3, cf.info.api_endpoint
+    app = docker_app(cf, space, name)
+    package = v3.packages._create({"type": "docker", "relationships": {"app": ToOneRelationship(app["guid"])},
+                                   "data": {"image": IMAGE}})
+    build = v3.packages._post(f"{base}/v3/builds", data={"package": {"guid": package["guid"]}})
+    droplet = wait_for(lambda: v3.packages._get(f"{base}/v3/builds/{build['guid']}")["droplet"],
+                       timeout=30, interval=0.2, what="build droplet")
+    # Only a precondition here: wait for the droplet itself to be STAGED. That a STAGED build's
+    # droplet is STAGED at once is asserted by the test above.
+    wait_for(lambda: v3.droplets.get(droplet["guid"])["state"] == "STAGED", timeout=30, interval=0.1,
+             what="droplet to stage")
+    v3.apps._patch(f"{base}/v3/apps/{app['guid']}/relationships/current_droplet", ToOneRelationship(droplet["guid"]))
+    return app
+
+
+def test_tasks_services_and_private_domains(cf, org, space):
+    v3 = cf.v3
+    app = staged_app(cf, space, unique("svc"))
+    guid = app["guid"]
+
+    task = v3.tasks.create(guid, command="echo hello", name="hello")
+    assert task["name"] == "hello" and task["command"] == "echo hello"
+    assert [t["guid"] for t in v3.tasks.list(app_guids=[guid])] == [task["guid"]]
+    assert v3.tasks.get(task["guid"])["relationships"]["app"]["data"]["guid"] == guid
+    canceled = v3.tasks.cancel(task["guid"])
+    assert canceled["state"] in ("CANCELING", "FAILED")
+
+    # The client has no user-provided create: the generic _create, then its managers.
+    instance = v3.service_instances._create({
+        "type": "user-provided", "name": unique("db"), "credentials": {"uri": "postgres://db"}, "tags": ["sql"],
+        "relationships": {"space": ToOneRelationship(space)}})
+    assert instance["type"] == "user-provided"
+    assert [i["guid"] for i in v3.service_instances.list(space_guids=[space])] == [instance["guid"]]
+    assert instance.credentials() == {"uri": "postgres://db"}
+    renamed = unique("db")
+    assert v3.service_instances.update(instance["guid"], name=renamed)["name"] == renamed
+
+    binding = v3.service_credential_bindings.create("db-binding", "app", instance["guid"], guid, None, None, None)
+    assert binding["relationships"]["app"]["data"]["guid"] == guid
+    assert [b["guid"] for b in v3.service_credential_bindings.list(app_guids=[guid])] == [binding["guid"]]
+    assert v3.service_credential_bindings.get(binding["guid"], "details")["credentials"] == {"uri": "postgres://db"}
+    v3.service_credential_bindings._remove(binding["guid"])
+    wait_for(lambda: _gone(v3.service_credential_bindings.get, binding["guid"]), timeout=20, what="binding to go")
+    v3.service_instances.remove(instance["guid"])
+    wait_for(lambda: _gone(v3.service_instances.get, instance["guid"]), timeout=20, what="instance to go")
+
+    # A private domain: the client sends explicit JSON nulls for the relationships it omits.
+    name = f"{unique('d')}.example.com"
+    domain = v3.domains.create(name, organization=ToOneRelationship(org))
+    assert domain["relationships"]["organization"]["data"]["guid"] == org
+    assert name in [d["name"] for d in v3.organizations.list_domains(org)]
+    updated = v3.domains.update(domain["guid"], {"owner": "e2e"}, {"why": "test"})
+    assert updated["metadata"] == {"labels": {"owner": "e2e"}, "annotations": {"why": "test"}}
+    job = v3.jobs.wait_for_job_completion(v3.domains.remove(domain["guid"]))
+    assert job["state"] == "COMPLETE", job
+    assert not_found(v3.domains.get, domain["guid"])["detail"] == "Domain not found"
+
+
 # --- pagination --------------------------------------------------------------------------------
 
 
