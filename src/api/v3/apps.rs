@@ -970,3 +970,151 @@ async fn current_droplet(
         .ok_or(CfError::NotFound("Droplet"))?;
     Ok(Json(droplet.present(&Cx::new(&state))))
 }
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+
+    use super::*;
+    use crate::{
+        api::v3::processes::test_caches::{caches, cx},
+        fixtures,
+    };
+
+    #[test]
+    fn apps_present_as_cc_does() {
+        let caches = caches(vec![], vec![], vec![]);
+        let app = fixtures::app("a1", "my-app").docker().droplet("d1");
+        let v = app.present(&cx(&caches, None));
+        assert_eq!(v["name"], "my-app");
+        assert_eq!(v["state"], "STOPPED");
+        assert_eq!(v["lifecycle"], json!({"type": "docker", "data": {}}));
+        assert_eq!(
+            v["relationships"]["space"],
+            json!({"data": {"guid": fixtures::SPACE}})
+        );
+        assert_eq!(
+            v["relationships"]["current_droplet"],
+            json!({"data": {"guid": "d1"}})
+        );
+        assert_eq!(
+            v["links"]["start"],
+            json!({"href": "https://api.example.test/v3/apps/a1/actions/start", "method": "POST"})
+        );
+        assert_eq!(
+            v["links"]["current_droplet"]["href"],
+            "https://api.example.test/v3/apps/a1/droplets/current"
+        );
+        let buildpack = fixtures::app("a2", "b").started().present(&cx(&caches, None));
+        assert_eq!(buildpack["state"], "STARTED");
+        assert_eq!(
+            buildpack["lifecycle"],
+            json!({"type": "buildpack", "data": {"buildpacks": [], "stack": "cflinuxfs4"}})
+        );
+        assert_eq!(
+            buildpack["relationships"]["current_droplet"],
+            json!({"data": null})
+        );
+    }
+
+    #[test]
+    fn filters_know_stacks_and_lifecycle_types() {
+        let caches = caches(vec![], vec![], vec![]);
+        let cx = cx(&caches, None);
+        let docker = fixtures::app("a1", "x").docker();
+        let buildpack = fixtures::app("a2", "y");
+        let v = |s: &str| vec![s.to_owned()];
+        assert!(docker.filter("lifecycle_type", &v("docker"), &cx));
+        assert!(!buildpack.filter("lifecycle_type", &v("docker"), &cx));
+        assert!(buildpack.filter("stacks", &v("cflinuxfs4"), &cx));
+        assert!(!docker.filter("stacks", &v("cflinuxfs4"), &cx));
+        assert!(docker.filter("names", &v("x"), &cx));
+    }
+
+    #[test]
+    fn lifecycles_resolve_against_the_current_one() {
+        let body = |t: &str, data: Option<LifecycleData>| LifecycleBody {
+            type_: t.to_owned(),
+            data,
+        };
+        assert_eq!(
+            body("docker", None).resolve(None).unwrap().type_,
+            LifecycleType::Docker
+        );
+        let with_stack = body(
+            "buildpack",
+            Some(LifecycleData {
+                buildpacks: Some(vec!["go_buildpack".into()]),
+                stack: Some("cflinuxfs4".into()),
+            }),
+        )
+        .resolve(None)
+        .unwrap();
+        assert_eq!(with_stack.buildpacks, ["go_buildpack"]);
+        // Only the buildpacks change: the stack stays.
+        let changed = body(
+            "buildpack",
+            Some(LifecycleData {
+                buildpacks: Some(vec![]),
+                stack: None,
+            }),
+        )
+        .resolve(Some(&with_stack))
+        .unwrap();
+        assert_eq!(
+            (changed.buildpacks.len(), changed.stack.as_deref()),
+            (0, Some("cflinuxfs4"))
+        );
+        assert!(body("docker", None).resolve(Some(&with_stack)).is_err());
+        assert!(body("kpack", None).resolve(None).is_err());
+        let docker_with_stack = body(
+            "docker",
+            Some(LifecycleData {
+                buildpacks: None,
+                stack: Some("x".into()),
+            }),
+        );
+        assert!(docker_with_stack.resolve(None).is_err());
+    }
+
+    #[test]
+    fn environments_are_checked_the_cc_way() {
+        let vars = |v: Value| v.as_object().unwrap().clone();
+        let env = environment(&vars(json!({"A": "1", "N": 2, "B": true, "GONE": null}))).unwrap();
+        assert_eq!(
+            env,
+            BTreeMap::from([
+                ("A".to_owned(), "1".to_owned()),
+                ("B".to_owned(), "true".to_owned()),
+                ("N".to_owned(), "2".to_owned()),
+            ])
+        );
+        for bad in [
+            json!({"VCAP_X": "1"}),
+            json!({"PORT": "1"}),
+            json!({"1A": "1"}),
+            json!({"A": {"x": 1}}),
+        ] {
+            assert!(
+                matches!(environment(&vars(bad.clone())), Err(CfError::Unprocessable(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            name_taken("web").to_string(),
+            "App with the name 'web' already exists."
+        );
+    }
+
+    #[test]
+    fn features_default_off_and_read_their_annotation() {
+        let mut app = fixtures::app("a1", "x");
+        assert_eq!(feature_json(&app, "ssh").unwrap()["enabled"], false);
+        app.metadata.annotations = Some([(feature_annotation("ssh"), "true".to_owned())].into());
+        assert_eq!(feature_json(&app, "ssh").unwrap()["enabled"], true);
+        assert!(matches!(
+            feature_json(&app, "bogus"),
+            Err(CfError::NotFound("Feature"))
+        ));
+    }
+}

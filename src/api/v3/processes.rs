@@ -868,3 +868,291 @@ async fn kill_instance_of_app(
     let process = process_of_app(&state, &caller, &guid, &type_)?;
     kill(&state, &caller, &process, &index).await
 }
+
+/// Caches filled with given objects, for presenter tests.
+#[cfg(test)]
+pub(crate) mod test_caches {
+    use kube::runtime::{reflector, watcher::Event};
+
+    use super::*;
+
+    fn store<K>(objects: Vec<K>) -> Store<K>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone,
+    {
+        let (reader, mut writer) = reflector::store();
+        for o in objects {
+            writer.apply_watcher_event(&Event::Apply(o));
+        }
+        reader
+    }
+
+    /// Caches holding `apps`, `processes` and `pods`, everything else empty.
+    pub fn caches(apps: Vec<CFApp>, processes: Vec<CFProcess>, pods: Vec<Pod>) -> Caches {
+        Caches {
+            orgs: store(vec![]),
+            spaces: store(vec![]),
+            roles: store(vec![]),
+            apps: store(apps),
+            processes: store(processes),
+            packages: store(vec![]),
+            builds: store(vec![]),
+            droplets: store(vec![]),
+            routes: store(vec![]),
+            domains: store(vec![]),
+            tasks: store(vec![]),
+            service_instances: store(vec![]),
+            service_bindings: store(vec![]),
+            pods: store(pods),
+        }
+    }
+
+    /// The context of `caches`, with `query`.
+    pub fn cx<'a>(caches: &'a Caches, query: Option<&'a Query>) -> Cx<'a> {
+        Cx {
+            base: "https://api.example.test",
+            caches,
+            root: "cf",
+            query,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+
+    use super::{test_caches::*, *};
+    use crate::fixtures;
+
+    fn pod(name: &str, created: &str, status: Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {
+                "name": name,
+                "namespace": fixtures::SPACE,
+                "creationTimestamp": created,
+                "labels": {APP_GUID: "a1", PROCESS_TYPE: "web"},
+            },
+            "spec": {"containers": [{"name": "app", "image": "nginx", "ports": [{"containerPort": 8080}]}]},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn ready(started: &str) -> Value {
+        json!({
+            "phase": "Running",
+            "hostIP": "172.18.0.2",
+            "podIP": "10.0.0.5",
+            "startTime": started,
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [{"name": "app", "image": "nginx", "imageID": "", "ready": true, "restartCount": 0,
+                "state": {"running": {"startedAt": started}}}],
+        })
+    }
+
+    fn now() -> Timestamp {
+        "2026-01-01T00:10:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn pods_map_to_cf_instance_states() {
+        let running = pod("p1", "2026-01-01T00:00:00Z", ready("2026-01-01T00:00:05Z"));
+        let (state, since, details) = pod_state(&running);
+        assert_eq!((state, details), (InstanceState::Running, None));
+        assert_eq!(
+            since.unwrap().as_second(),
+            "2026-01-01T00:00:05Z".parse::<Timestamp>().unwrap().as_second()
+        );
+
+        let crashing = pod(
+            "p2",
+            "2026-01-01T00:00:00Z",
+            json!({"phase": "Running", "containerStatuses": [{"name": "app", "image": "x", "imageID": "", "ready": false, "restartCount": 3,
+                "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s"}}}]}),
+        );
+        let (state, _, details) = pod_state(&crashing);
+        assert_eq!(state, InstanceState::Crashed);
+        assert_eq!(details.as_deref(), Some("CrashLoopBackOff: back-off 10s"));
+
+        let pulling = pod(
+            "p3",
+            "2026-01-01T00:00:00Z",
+            json!({"phase": "Pending", "containerStatuses": [{"name": "app", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ErrImagePull"}}}]}),
+        );
+        assert_eq!(pod_state(&pulling).0, InstanceState::Crashed);
+
+        let creating = pod(
+            "p4",
+            "2026-01-01T00:00:00Z",
+            json!({"phase": "Pending", "containerStatuses": [{"name": "app", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ContainerCreating"}}}]}),
+        );
+        assert_eq!(pod_state(&creating).0, InstanceState::Starting);
+        assert_eq!(
+            pod_state(&pod(
+                "p5",
+                "2026-01-01T00:00:00Z",
+                json!({"phase": "Failed", "reason": "Evicted"})
+            ))
+            .0,
+            InstanceState::Crashed
+        );
+    }
+
+    #[test]
+    fn instances_are_ranked_by_age_and_padded_with_down() {
+        let young = Arc::new(pod("young", "2026-01-01T00:05:00Z", json!({"phase": "Pending"})));
+        let old = Arc::new(pod("old", "2026-01-01T00:00:00Z", ready("2026-01-01T00:00:00Z")));
+        let process = fixtures::process("a1-web", "a1", "web").instances(3);
+        let app = fixtures::app("a1", "my-app").started();
+        let caches = caches(
+            vec![app],
+            vec![process.clone()],
+            vec![(*young).clone(), (*old).clone()],
+        );
+        let got = instances(&caches, &process, now());
+        let states: Vec<(usize, &str, i64)> = got
+            .iter()
+            .map(|i| (i.index, i.state.as_str(), i.uptime))
+            .collect();
+        assert_eq!(states, [(0, "RUNNING", 600), (1, "STARTING", 0), (2, "DOWN", 0)]);
+
+        // A stopped app shows no instances, whatever Pods are still terminating.
+        let stopped = test_caches::caches(vec![fixtures::app("a1", "my-app")], vec![], vec![(*old).clone()]);
+        assert!(instances(&stopped, &process, now()).is_empty());
+    }
+
+    #[test]
+    fn stats_carry_quotas_in_bytes_and_zero_usage() {
+        let process = fixtures::process("a1-web", "a1", "web");
+        let p = Arc::new(pod("p1", "2026-01-01T00:00:00Z", ready("2026-01-01T00:00:00Z")));
+        let instance = &instances_of(&[p], 1, now())[0];
+        let stat = stat_json(&process, instance, now());
+        assert_eq!(stat["state"], "RUNNING");
+        assert_eq!(stat["mem_quota"], 256 * 1024 * 1024);
+        assert_eq!(stat["disk_quota"], 1024 * 1024 * 1024_u64);
+        assert_eq!(stat["log_rate_limit"], -1);
+        assert_eq!(stat["uptime"], 600);
+        assert_eq!(stat["host"], "172.18.0.2");
+        assert_eq!(stat["instance_ports"][0]["internal"], 8080);
+        assert_eq!(stat["usage"]["cpu"], 0);
+        assert_eq!(stat["details"], Value::Null);
+
+        let mut unlimited = process.clone();
+        unlimited.spec.memory_in_mb = None;
+        unlimited.spec.disk_in_mb = Some(-5);
+        let down = &instances_of(&[], 1, now())[0];
+        let stat = stat_json(&unlimited, down, now());
+        assert_eq!(
+            (stat["mem_quota"].clone(), stat["disk_quota"].clone()),
+            (Value::Null, Value::Null)
+        );
+        assert_eq!(
+            (stat["state"].clone(), stat["host"].clone()),
+            (json!("DOWN"), json!(""))
+        );
+    }
+
+    #[test]
+    fn processes_present_as_cc_does_and_embed_instances() {
+        let app = fixtures::app("a1", "my-app").started();
+        let process = fixtures::process("a1-web", "a1", "web");
+        let p = pod("p1", "2026-01-01T00:00:00Z", ready("2026-01-01T00:00:00Z"));
+        let caches = caches(vec![app], vec![process.clone()], vec![p]);
+        let plain = process.present(&cx(&caches, None));
+        assert_eq!(plain["type"], "web");
+        assert_eq!(plain["command"], Value::Null);
+        assert_eq!(plain["relationships"]["app"], json!({"data": {"guid": "a1"}}));
+        assert_eq!(
+            plain["health_check"],
+            json!({"type": "port", "data": {"invocation_timeout": null, "interval": null, "timeout": null}})
+        );
+        assert_eq!(plain["readiness_health_check"]["type"], "port");
+        assert_eq!(plain["links"]["scale"]["method"], "POST");
+        assert_eq!(
+            plain["links"]["stats"]["href"],
+            "https://api.example.test/v3/processes/a1-web/stats"
+        );
+        assert!(plain.get("process_instances").is_none());
+        let q = Query::parse("embed=process_instances").unwrap();
+        let embedded = process.present(&cx(&caches, Some(&q)));
+        let since = "2026-01-01T00:00:00Z".parse::<Timestamp>().unwrap().as_second();
+        assert_eq!(
+            embedded["process_instances"],
+            json!([{"index": 0, "state": "RUNNING", "since": since}])
+        );
+    }
+
+    #[test]
+    fn scale_and_health_check_bodies_are_validated() {
+        let patch = ScaleBody {
+            instances: Some(3),
+            memory_in_mb: Some(512),
+            ..ScaleBody::default()
+        }
+        .spec_patch()
+        .unwrap();
+        assert_eq!(patch, json!({"instances": 3, "memoryInMb": 512}));
+        for bad in [
+            ScaleBody {
+                instances: Some(-1),
+                ..ScaleBody::default()
+            },
+            ScaleBody {
+                memory_in_mb: Some(0),
+                ..ScaleBody::default()
+            },
+            ScaleBody {
+                log_rate_limit_in_bytes_per_second: Some(-2),
+                ..ScaleBody::default()
+            },
+        ] {
+            assert!(
+                matches!(bad.spec_patch(), Err(CfError::Unprocessable(_))),
+                "{bad:?}"
+            );
+        }
+
+        let http = HealthCheck {
+            type_: HealthCheckType::Http,
+            endpoint: Some("/health".into()),
+            timeout: Some(60),
+            ..HealthCheck::default()
+        };
+        let to_port = CheckBody {
+            type_: Some("port".into()),
+            data: None,
+        };
+        assert_eq!(
+            merged_check(&http, &to_port, false).unwrap(),
+            json!({"type": "port", "endpoint": null, "invocationTimeout": null, "timeout": 60, "interval": null})
+        );
+        let clear_timeout = CheckBody {
+            type_: None,
+            data: Some(CheckData {
+                timeout: Some(None),
+                ..CheckData::default()
+            }),
+        };
+        assert_eq!(
+            merged_check(&http, &clear_timeout, false).unwrap()["timeout"],
+            Value::Null
+        );
+        assert_eq!(
+            merged_check(&http, &clear_timeout, false).unwrap()["endpoint"],
+            "/health"
+        );
+        let bogus = CheckBody {
+            type_: Some("tcp".into()),
+            data: None,
+        };
+        assert!(merged_check(&http, &bogus, false).is_err());
+        let none_readiness = CheckBody {
+            type_: Some("none".into()),
+            data: None,
+        };
+        assert!(merged_check(&http, &none_readiness, true).is_err());
+    }
+}
