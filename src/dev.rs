@@ -62,9 +62,12 @@ pub struct Dev {
     pub admin_password: Option<String>,
     /// The cluster admin's bearer token.
     pub admin_token: String,
+    /// The client certificate of the kubeconfig's `cf-admin` user.
+    pub cert_user: kubefoundry_sim::tls::ClientCert,
     /// The façade's state.
     pub state: std::sync::Arc<api::ApiState>,
-    _sim: kubefoundry_sim::Running,
+    /// The simulated cluster (its CA issues client certificates).
+    pub sim: kubefoundry_sim::Running,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -124,18 +127,18 @@ fn write_private(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()>
     Ok(())
 }
 
-/// The simulated cluster's kubeconfig plus a user authenticating with a client certificate.
-fn kubeconfig(sim: &kubefoundry_sim::Running) -> Result<String, Error> {
+/// The simulated cluster's kubeconfig plus the user `cert` authenticates (`cf-admin`).
+fn kubeconfig(
+    sim: &kubefoundry_sim::Running,
+    cert: &kubefoundry_sim::tls::ClientCert,
+) -> Result<String, Error> {
     let mut config: serde_json::Value = serde_yaml::from_str(&sim.kubeconfig())?;
-    if let Some(tls) = &sim.tls {
-        let cert = tls.client_cert(CERT_USER, &["system:masters"])?;
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        if let Some(users) = config.get_mut("users").and_then(|u| u.as_array_mut()) {
-            users.push(serde_json::json!({
-                "name": CERT_USER,
-                "user": {"client-certificate-data": b64(&cert.cert_pem), "client-key-data": b64(&cert.key_pem)},
-            }));
-        }
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    if let Some(users) = config.get_mut("users").and_then(|u| u.as_array_mut()) {
+        users.push(serde_json::json!({
+            "name": CERT_USER,
+            "user": {"client-certificate-data": b64(&cert.cert_pem), "client-key-data": b64(&cert.key_pem)},
+        }));
     }
     Ok(serde_yaml::to_string(&config)?)
 }
@@ -149,8 +152,10 @@ pub async fn start(options: Options) -> Result<Dev, Error> {
         ..kubefoundry_sim::Options::default()
     })
     .await?;
+    let tls = sim.tls.clone().ok_or("the simulated cluster serves no TLS")?;
+    let cert_user = tls.client_cert(CERT_USER, &["system:masters"])?;
     let kubeconfig_path = options.data_dir.join("kubeconfig");
-    write_private(&kubeconfig_path, kubeconfig(&sim)?.as_bytes())?;
+    write_private(&kubeconfig_path, kubeconfig(&sim, &cert_user)?.as_bytes())?;
     let client = sim.client().await?;
     bootstrap(&client).await?;
     let admin_password = match options.auth {
@@ -175,7 +180,7 @@ pub async fn start(options: Options) -> Result<Dev, Error> {
         package_dir: options.data_dir.join("packages"),
         auth: api::auth::AuthConfig {
             mode: options.auth,
-            client_ca: sim.tls.iter().map(|t| t.ca_der.clone()).collect(),
+            client_ca: vec![tls.ca_der.clone()],
             ..api::auth::AuthConfig::default()
         },
         ..api::Config::default()
@@ -194,8 +199,9 @@ pub async fn start(options: Options) -> Result<Dev, Error> {
         auth: options.auth,
         admin_password,
         admin_token: sim.admin_token.clone(),
+        cert_user,
         state,
-        _sim: sim,
+        sim,
         tasks: vec![controller, server],
     })
 }

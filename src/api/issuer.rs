@@ -40,6 +40,8 @@ use super::{
 pub const USERS_KEY: &str = "users.yaml";
 /// The data key of the signing-key Secret.
 pub const SIGNING_KEY: &str = "hs256.key";
+/// The bcrypt cost of new password hashes: UAA's default.
+pub const BCRYPT_COST: u32 = 10;
 /// The only client: the cf CLI's `cf` with an empty secret.
 pub const CLIENT_ID: &str = "cf";
 
@@ -188,7 +190,7 @@ pub async fn ensure_user(
     admin: bool,
 ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let hash = hash_password(password, bcrypt::DEFAULT_COST)?;
+    let hash = hash_password(password, BCRYPT_COST)?;
     // Optimistic concurrency: a concurrent writer makes the replace fail with 409; read again.
     for _ in 0..5 {
         let existing = api.get_opt(secret_name).await?;
