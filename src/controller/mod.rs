@@ -75,6 +75,9 @@ pub struct Config {
     /// deployment tool ships them (the Helm chart): the controller then needs only `bind` on
     /// them, never `escalate`, which would let it write any rule into a role it can bind.
     pub manage_cluster_roles: bool,
+    /// Reconciles each reconciler runs at once. kube-runtime's default is unbounded, which
+    /// at thousands of objects opens thousands of concurrent requests and starves everything.
+    pub concurrency: u16,
 }
 
 impl Default for Config {
@@ -90,8 +93,18 @@ impl Default for Config {
             ingress_class: None,
             backoff_base: Duration::from_secs(5),
             manage_cluster_roles: true,
+            concurrency: 16,
         }
     }
+}
+
+/// The kube-runtime settings every reconciler runs with: bounded concurrency, and a short
+/// debounce so a burst of events for one object (a status write, then its children's) costs
+/// one reconcile.
+pub fn runtime_config(ctx: &Context) -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default()
+        .concurrency(ctx.config.concurrency)
+        .debounce(Duration::from_millis(100))
 }
 
 /// Caches of the children reconcilers read, so resolving never calls the API server.

@@ -42,6 +42,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let rechecks = Arc::new(Rechecks::default());
     let (c1, c2) = (ctx.caches.clone(), ctx.caches.clone());
     Controller::new(api, watcher::Config::default())
+        .with_config(super::runtime_config(&ctx))
         // Processes report the ready instances the app sums; kubectl-made ones need labels.
         .watches(
             Api::<DeserializeGuard<CFProcess>>::all(client.clone()),

@@ -33,6 +33,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let apps: Api<CFApp> = Api::all(ctx.client.clone());
     let (by_package, by_app) = (ctx.caches.builds.clone(), ctx.caches.builds.clone());
     Controller::new(api, watcher::Config::default())
+        .with_config(super::runtime_config(&ctx))
         // A waiting build stages as soon as its package is READY (or appears).
         .watches(packages, watcher::Config::default(), move |p| {
             matching(&by_package, p.namespace(), |b| {

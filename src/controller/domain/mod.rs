@@ -27,6 +27,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let api: Api<Guarded> = Api::all(client.clone());
     let (on_org, on_secret) = (ctx.clone(), ctx.clone());
     Controller::new(api, watcher::Config::default())
+        .with_config(super::runtime_config(&ctx))
         // A private domain waits for its org to appear.
         .watches(
             Api::<DeserializeGuard<CFOrg>>::namespaced(client.clone(), &root),

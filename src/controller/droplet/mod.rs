@@ -36,6 +36,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         ctx.caches.droplets.clone(),
     );
     Controller::new(api, watcher::Config::default())
+        .with_config(super::runtime_config(&ctx))
         // Every Secret, not only managed ones: credentials Secrets are the user's and unlabelled.
         // A change to one (or to a pull Secret the droplet owns) rebuilds the pull Secret.
         .watches(secrets, watcher::Config::default(), move |s| {

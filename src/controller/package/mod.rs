@@ -32,6 +32,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let apps: Api<CFApp> = Api::all(ctx.client.clone());
     let packages = ctx.caches.packages.clone();
     Controller::new(api, watcher::Config::default())
+        .with_config(super::runtime_config(&ctx))
         // A package applied before its app is adopted as soon as the app appears.
         .watches(apps, watcher::Config::default(), move |app| {
             of_app(&packages, &app)

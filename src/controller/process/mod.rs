@@ -122,6 +122,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         ctx.caches.clone(),
     );
     Controller::new(api, watcher::Config::default())
+        .with_config(super::runtime_config(&ctx))
         .owns(Api::<Deployment>::all(client.clone()), super::managed())
         .owns(Api::<Service>::all(client.clone()), super::managed())
         // Desired state, the droplet, bindings and routes all feed the pod template or Service.

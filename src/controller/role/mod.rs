@@ -35,7 +35,8 @@ use crate::{
 /// Runs the CFRole reconciler until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let api: Api<DeserializeGuard<CFRole>> = Api::all(ctx.client.clone());
-    let controller = Controller::new(api, watcher::Config::default());
+    let controller =
+        Controller::new(api, watcher::Config::default()).with_config(super::runtime_config(&ctx));
     let roles: Store<DeserializeGuard<CFRole>> = controller.store();
     // A new space namespace must receive the org roles that reach into it.
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());

@@ -30,6 +30,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let api: Api<Guarded> = Api::all(client.clone());
     let (on_domain, on_tls, on_app, on_process) = (ctx.clone(), ctx.clone(), ctx.clone(), ctx.clone());
     Controller::new(api, watcher::Config::default())
+        .with_config(super::runtime_config(&ctx))
         .owns(Api::<Ingress>::all(client.clone()), super::managed())
         .owns(Api::<Secret>::all(client.clone()), super::managed())
         // A domain appearing, vanishing or changing its TLS Secret changes its routes.

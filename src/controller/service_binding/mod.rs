@@ -38,6 +38,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let api: Api<Guarded> = Api::all(client.clone());
     let (on_secret, on_instance, on_app) = (ctx.clone(), ctx.clone(), ctx.clone());
     Controller::new(api, watcher::Config::default())
+        .with_config(super::runtime_config(&ctx))
         // One watch on every Secret covers the three that matter: a binding's own Secret, an
         // app's VCAP_SERVICES Secret (any write re-checks all the app's bindings, so two
         // bindings computed from a lagging cache converge), and a user's credentials Secret.

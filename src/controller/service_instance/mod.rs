@@ -26,6 +26,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let api: Api<Guarded> = Api::all(ctx.client.clone());
     let on_secret = ctx.clone();
     Controller::new(api, watcher::Config::default())
+        .with_config(super::runtime_config(&ctx))
         // Credentials Secrets are the user's (unlabelled), so every Secret is watched; the
         // mapper keeps only those an instance names.
         .watches(

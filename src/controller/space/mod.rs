@@ -31,6 +31,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let api: Api<DeserializeGuard<CFSpace>> = Api::all(ctx.client.clone());
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
     Controller::new(api, watcher::Config::default())
+        .with_config(super::runtime_config(&ctx))
         // The owned Namespace changing (or finishing deletion) wakes its owner at once.
         .watches(namespaces, super::managed(), |ns| {
             namespaces::owner_ref("CFSpace", &ns)

@@ -53,6 +53,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let api: Api<DeserializeGuard<CFTask>> = Api::all(client.clone());
     let (c1, c2) = (ctx.caches.clone(), ctx.caches.clone());
     Controller::new(api, watcher::Config::default())
+        .with_config(super::runtime_config(&ctx))
         .owns(Api::<Job>::all(client.clone()), super::managed())
         // A task waiting for its droplet starts as soon as the app has a staged one.
         .watches(
