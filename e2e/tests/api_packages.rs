@@ -316,32 +316,76 @@ async fn docker_push_tail_and_tasks() {
         .await;
     assert_eq!(r.body["resources"][0]["name"], "seed", "{:?}", r.body);
 
+    // Simulated Jobs finish at once, and a finished task cannot be cancelled.
+    let finished = poll(
+        &s,
+        &format!("/v3/tasks/{}", tasks[0]),
+        "the first task to finish",
+        |t| t["state"] == "SUCCEEDED",
+    )
+    .await;
+    assert_eq!(finished["result"]["failure_reason"], Value::Null);
     let r = s
         .call(
             "POST",
             &format!("/v3/tasks/{}/actions/cancel", tasks[0]),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 422, "{:?}", r.body);
+    assert_eq!(
+        r.body["errors"][0]["detail"],
+        "Task state is SUCCEEDED and therefore cannot be canceled"
+    );
+
+    // A task on a droplet still waiting for its build stays PENDING until cancelled.
+    s.tc.apply(
+        "apiVersion: kubefoundry.dev/v1alpha1\nkind: CFDroplet\nmetadata: {name: droplet-waiting, namespace: space-1}\nspec: {appGuid: app-1, buildGuid: build-elsewhere, lifecycle: docker}\n",
+        &[],
+    );
+    poll(&s, "/v3/apps/app-1/droplets", "the waiting droplet", |l| {
+        l["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["guid"] == "droplet-waiting")
+    })
+    .await;
+    let r = s
+        .call(
+            "POST",
+            "/v3/apps/app-1/tasks",
+            Some(&admin),
+            Some(json!({"command": "sleep 300", "droplet_guid": "droplet-waiting"})),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!(r.body["state"], "PENDING");
+    assert_eq!(r.body["name"].as_str().unwrap().len(), 8, "a generated name");
+    let waiting = r.body["guid"].as_str().unwrap().to_owned();
+    let r = s
+        .call(
+            "POST",
+            &format!("/v3/tasks/{waiting}/actions/cancel"),
             Some(&admin),
             None,
         )
         .await;
     assert_eq!(r.status, 202, "{:?}", r.body);
+    assert!(
+        r.body["state"] == "CANCELING" || r.body["state"] == "FAILED",
+        "{:?}",
+        r.body
+    );
     let cancelled = poll(
         &s,
-        &format!("/v3/tasks/{}", tasks[0]),
+        &format!("/v3/tasks/{waiting}"),
         "the task to be cancelled",
         |t| t["state"] == "FAILED",
     )
     .await;
     assert_eq!(cancelled["result"]["failure_reason"], "task was cancelled");
-    let r = s
-        .call(
-            "POST",
-            &format!("/v3/tasks/{}/actions/cancel", tasks[0]),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, 422, "a finished task cannot be cancelled: {:?}", r.body);
 
     // An app without a droplet cannot run tasks, in the words the cf CLI recognises.
     let r = s
