@@ -218,6 +218,25 @@ async fn cf_cli_org_space_and_role_sequences() {
     let r = s
         .call(
             "GET",
+            &format!("/v3/spaces/{space}?include=organization"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["name"], "s1");
+    assert_eq!(r.body["included"]["organizations"][0]["name"], "o1");
+    let r = s
+        .call(
+            "GET",
+            &format!("/v3/spaces/{space}?include=apps"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!((r.status, title(&r)), (400, "CF-BadQueryParameter".to_owned()));
+    let r = s
+        .call(
+            "GET",
             "/v3/roles?user_guids=alice&include=user,space,organization",
             Some(&alice),
             None,
@@ -341,6 +360,17 @@ async fn cf_cli_org_space_and_role_sequences() {
         )
         .await;
     let role = guids(&r).pop().unwrap();
+    let r = s
+        .call(
+            "GET",
+            &format!("/v3/roles/{role}?include=user,space"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["type"], "space_developer");
+    assert_eq!(r.body["included"]["users"][0]["guid"], "alice");
+    assert_eq!(r.body["included"]["spaces"][0]["guid"], space);
     let r = s
         .call("DELETE", &format!("/v3/roles/{role}"), Some(&admin), None)
         .await;

@@ -302,28 +302,51 @@ async fn show(
     RawQuery(raw): RawQuery,
 ) -> CfResult<Json<Value>> {
     let caller = Caller::of(&state, &headers).await?;
-    let q = Query::parse(raw.as_deref().unwrap_or(""))?;
-    q.allow(&["include"])?;
     let role = resource::find::<CFRole>(&state, &caller, &guid)?;
-    let cx = Cx::new(&state);
-    let mut body = role.present(&cx);
+    Ok(Json(present_one(&state, &caller, &*role, raw.as_deref())?))
+}
+
+/// One resource as `GET /v3/<kind>/{guid}` shows it, with what `include=` (the only query
+/// parameter a show takes) adds under `included`.
+pub fn present_one<K: CfKind>(
+    state: &ApiState,
+    caller: &Caller,
+    object: &K,
+    raw: Option<&str>,
+) -> CfResult<Value> {
+    let q = Query::parse(raw.unwrap_or(""))?;
+    let unknown: Vec<&str> = q.pairs().map(|(k, _)| k).filter(|k| *k != "include").collect();
+    if !unknown.is_empty() {
+        return Err(CfError::BadQuery(format!(
+            "Unknown query parameter(s): '{}'. Valid parameters are: 'include'",
+            unknown.join("', '")
+        )));
+    }
+    let cx = Cx::new(state);
+    let mut body = object.present(&cx);
     if let Some(what) = q.list("include") {
         let mut included = serde_json::Map::new();
         for w in &what {
-            match CFRole::include(w, std::slice::from_ref(&body), &cx, &caller.access) {
+            match K::INCLUDES
+                .contains(&w.as_str())
+                .then(|| K::include(w, std::slice::from_ref(&body), &cx, &caller.access))
+                .flatten()
+            {
                 Some((key, values)) => {
                     included.insert(key.to_owned(), Value::Array(values));
                 }
                 None => {
+                    let valid: Vec<String> = K::INCLUDES.iter().map(|i| format!("'{i}'")).collect();
                     return Err(CfError::BadQuery(format!(
-                        "Invalid included resource: '{w}'. Valid included resources are: 'user', 'space', 'organization'"
+                        "Invalid included resource: '{w}'. Valid included resources are: {}",
+                        valid.join(", ")
                     )));
                 }
             }
         }
         body["included"] = Value::Object(included);
     }
-    Ok(Json(body))
+    Ok(body)
 }
 
 #[derive(Deserialize)]

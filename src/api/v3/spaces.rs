@@ -144,10 +144,16 @@ async fn show(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Path(guid): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> CfResult<Json<Value>> {
     let caller = Caller::of(&state, &headers).await?;
     let space = resource::find::<CFSpace>(&state, &caller, &guid)?;
-    Ok(Json(space.present(&Cx::new(&state))))
+    Ok(Json(roles::present_one(
+        &state,
+        &caller,
+        &*space,
+        raw.as_deref(),
+    )?))
 }
 
 #[derive(Deserialize)]
