@@ -16,11 +16,19 @@ use super::error::{CfError, CfResult};
 #[serde(deny_unknown_fields)]
 pub struct MetadataBody {
     /// Labels to set (null removes).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub labels: BTreeMap<String, Option<String>>,
     /// Annotations to set (null removes).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub annotations: BTreeMap<String, Option<String>>,
+}
+
+/// `"labels": null` means no change, as `{}` does (clients send it; CC accepts it).
+fn null_as_empty<'de, D>(d: D) -> Result<BTreeMap<String, Option<String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(Option::<BTreeMap<String, Option<String>>>::deserialize(d)?.unwrap_or_default())
 }
 
 impl MetadataBody {
@@ -180,6 +188,20 @@ mod tests {
             parse::<Msg>(&Bytes::from_static(b"[1]")).unwrap_err(),
             CfError::MessageParse(_)
         ));
+    }
+
+    #[test]
+    fn null_label_and_annotation_maps_mean_no_change() {
+        #[derive(Deserialize)]
+        struct Body {
+            metadata: MetadataBody,
+        }
+        let b: Body = parse(&Bytes::from_static(
+            br#"{"metadata":{"labels":{"a":"b"},"annotations":null}}"#,
+        ))
+        .unwrap();
+        assert_eq!(b.metadata.labels.len(), 1);
+        assert!(b.metadata.annotations.is_empty());
     }
 
     #[test]

@@ -235,6 +235,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(logcache::routes())
         .merge(issuer::routes())
         .fallback(|| async { CfError::UnknownRequest })
+        // Cloud Controller answers a known path with an unsupported method as an unknown request.
+        .method_not_allowed_fallback(|| async { CfError::UnknownRequest })
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(state)
 }
