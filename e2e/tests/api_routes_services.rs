@@ -444,6 +444,39 @@ async fn cf_cli_route_and_domain_sequences() {
         .call("DELETE", &format!("/v3/domains/{pd}"), Some(&admin), None)
         .await;
     assert_eq!(r.status, 422, "a domain with routes stays: {:?}", r.body);
+    // cf share-private-domain / unshare-private-domain: bob's org sees it while shared.
+    let (other_org, _) = s.org_and_space("other", "s").await;
+    grant(&s, "organization_user", "bob", "organization", &other_org).await;
+    let shares = format!("/v3/domains/{pd}/relationships/shared_organizations");
+    let r = s
+        .call(
+            "POST",
+            &shares,
+            Some(&admin),
+            Some(json!({"data": [{"guid": other_org}]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["data"], json!([{"guid": other_org}]));
+    let r = s
+        .call("GET", &format!("/v3/domains/{pd}"), Some(&bob), None)
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = s
+        .call("DELETE", &format!("/v3/domains/{pd}"), Some(&admin), None)
+        .await;
+    assert_eq!(
+        detail(&r),
+        "This domain is shared with other organizations. Unshare before deleting."
+    );
+    let r = s
+        .call("DELETE", &format!("{shares}/{other_org}"), Some(&admin), None)
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let r = s
+        .call("GET", &format!("/v3/domains/{pd}"), Some(&bob), None)
+        .await;
+    assert_eq!(r.status, 404);
     let r = s
         .call("DELETE", &format!("/v3/routes/{on_private}"), Some(&alice), None)
         .await;

@@ -39,6 +39,14 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route("/v3/domains", get(list).post(create))
         .route("/v3/domains/{guid}", get(show).patch(update).delete(destroy))
         .route("/v3/domains/{guid}/route_reservations", get(reservations))
+        .route(
+            "/v3/domains/{guid}/relationships/shared_organizations",
+            axum::routing::post(share),
+        )
+        .route(
+            "/v3/domains/{guid}/relationships/shared_organizations/{org}",
+            axum::routing::delete(unshare),
+        )
         .route("/v3/organizations/{guid}/domains", get(list_for_org))
         .route("/v3/organizations/{guid}/domains/default", get(default_for_org))
 }
@@ -394,6 +402,94 @@ async fn destroy(
     resource::delete(&state, &caller, &*current).await?;
     claim(&state, &current.spec.name).release(&state).await;
     Ok(jobs::accepted(&state, "domain.delete", &guid))
+}
+
+fn shared_body(cx: &Cx<'_>, domain: &CFDomain) -> Value {
+    let guid = domain.name_any();
+    json!({
+        "data": domain
+            .spec
+            .shared_organization_guids
+            .iter()
+            .map(|g| json!({"guid": g}))
+            .collect::<Vec<_>>(),
+        "links": {"self": cx.link(&format!("/v3/domains/{guid}/relationships/shared_organizations"))},
+    })
+}
+
+/// `cf share-private-domain`: adds orgs to a private domain's shared orgs (as the caller).
+async fn share(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(guid): Path<String>,
+    body: Bytes,
+) -> CfResult<Json<Value>> {
+    let caller = Caller::of(&state, &headers).await?;
+    let body: ToMany = parse(&body)?;
+    let current = resource::find::<CFDomain>(&state, &caller, &guid)?;
+    let Some(owner) = &current.spec.organization_guid else {
+        return Err(CfError::Unprocessable(
+            "Domains cannot be shared with other organizations unless they are scoped to an organization."
+                .into(),
+        ));
+    };
+    let mut shared = current.spec.shared_organization_guids.clone();
+    for org in body.data.into_iter().map(|g| g.guid) {
+        let exists = resource::lookup::<CFOrg>(&state.caches, &org)
+            .is_some_and(|o| o.metadata.deletion_timestamp.is_none());
+        if !exists || !caller.access.org(&org) {
+            return Err(org_missing(&org));
+        }
+        if &org == owner {
+            return Err(CfError::Unprocessable(
+                "Domain cannot be shared with owning organization.".into(),
+            ));
+        }
+        if !shared.contains(&org) {
+            shared.push(org);
+        }
+    }
+    let patch = json!({"spec": {"sharedOrganizationGuids": shared}});
+    let updated = resource::patch(&state, &caller, &*current, &patch).await?;
+    Ok(Json(shared_body(&Cx::new(&state), &updated)))
+}
+
+/// `cf unshare-private-domain`: removes one org, unless its routes use the domain.
+async fn unshare(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path((guid, org)): Path<(String, String)>,
+) -> CfResult<Response> {
+    let caller = Caller::of(&state, &headers).await?;
+    let current = resource::find::<CFDomain>(&state, &caller, &guid)?;
+    let org_name = resource::lookup::<CFOrg>(&state.caches, &org)
+        .filter(|_| caller.access.org(&org))
+        .map(|o| o.spec.display_name.clone())
+        .ok_or_else(|| org_missing(&org))?;
+    if !current.spec.shared_organization_guids.contains(&org) {
+        return Err(CfError::Unprocessable(format!(
+            "Unable to unshare domain from organization with name '{org_name}'. Ensure the domain is shared to this organization."
+        )));
+    }
+    let cx = Cx::new(&state);
+    let used = routes_on(&state.caches, &guid)
+        .iter()
+        .any(|r| r.namespace().and_then(|s| cx.org_of_space(&s)).as_deref() == Some(org.as_str()));
+    if used {
+        return Err(CfError::Unprocessable(
+            "This domain has associated routes in this organization. Delete the routes before unsharing."
+                .into(),
+        ));
+    }
+    let shared: Vec<&String> = current
+        .spec
+        .shared_organization_guids
+        .iter()
+        .filter(|g| **g != org)
+        .collect();
+    let patch = json!({"spec": {"sharedOrganizationGuids": shared}});
+    resource::patch(&state, &caller, &*current, &patch).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /v3/domains/{guid}/route_reservations?host=&path=&port=`: whether a route with these
