@@ -242,7 +242,8 @@ async fn manifests_with_processes_routes_and_env_apply_idempotently() {
     assert_eq!(d.status, 201, "{:?}", d.body);
     assert_eq!(d.body["diff"], serde_json::json!([]), "{:?}", d.body);
 
-    // Re-applying writes nothing: every object keeps its resourceVersion.
+    // Re-applying writes nothing: every object keeps its generation and labels (the controller
+    // keeps writing status, so resourceVersions move on their own).
     let version = |objs: Vec<(String, Option<String>)>| {
         let mut v = objs;
         v.sort();
@@ -252,19 +253,24 @@ async fn manifests_with_processes_routes_and_env_apply_idempotently() {
         apps(&s, &space)
             .await
             .iter()
-            .map(|a| (a.name_any(), a.resource_version()))
-            .chain(
-                processes(&s, &space)
-                    .await
-                    .iter()
-                    .map(|p| (p.name_any(), p.resource_version())),
-            )
-            .chain(
-                routes(&s, &space)
-                    .await
-                    .iter()
-                    .map(|r| (r.name_any(), r.resource_version())),
-            )
+            .map(|a| {
+                (
+                    a.name_any(),
+                    Some(format!("{:?} {:?}", a.metadata.generation, a.metadata.labels)),
+                )
+            })
+            .chain(processes(&s, &space).await.iter().map(|p| {
+                (
+                    p.name_any(),
+                    Some(format!("{:?} {:?}", p.metadata.generation, p.metadata.labels)),
+                )
+            }))
+            .chain(routes(&s, &space).await.iter().map(|r| {
+                (
+                    r.name_any(),
+                    Some(format!("{:?} {:?}", r.metadata.generation, r.metadata.labels)),
+                )
+            }))
             .collect(),
     );
     let job = apply_ok(&s, &admin, &space, SHOP).await;
@@ -273,19 +279,24 @@ async fn manifests_with_processes_routes_and_env_apply_idempotently() {
         apps(&s, &space)
             .await
             .iter()
-            .map(|a| (a.name_any(), a.resource_version()))
-            .chain(
-                processes(&s, &space)
-                    .await
-                    .iter()
-                    .map(|p| (p.name_any(), p.resource_version())),
-            )
-            .chain(
-                routes(&s, &space)
-                    .await
-                    .iter()
-                    .map(|r| (r.name_any(), r.resource_version())),
-            )
+            .map(|a| {
+                (
+                    a.name_any(),
+                    Some(format!("{:?} {:?}", a.metadata.generation, a.metadata.labels)),
+                )
+            })
+            .chain(processes(&s, &space).await.iter().map(|p| {
+                (
+                    p.name_any(),
+                    Some(format!("{:?} {:?}", p.metadata.generation, p.metadata.labels)),
+                )
+            }))
+            .chain(routes(&s, &space).await.iter().map(|r| {
+                (
+                    r.name_any(),
+                    Some(format!("{:?} {:?}", r.metadata.generation, r.metadata.labels)),
+                )
+            }))
             .collect(),
     );
     assert_eq!(before, after);
@@ -305,7 +316,7 @@ async fn manifests_with_processes_routes_and_env_apply_idempotently() {
         d.body["diff"],
         serde_json::json!([{"op": "replace", "path": "/applications/0/instances", "was": 2, "value": 4}])
     );
-    apply_ok(&s, &admin, &space, &scaled).await;
+    assert_eq!(apply_ok(&s, &admin, &space, &scaled).await["state"], "COMPLETE");
     let ps = processes(&s, &space).await;
     assert_eq!(
         ps.iter()
@@ -317,13 +328,14 @@ async fn manifests_with_processes_routes_and_env_apply_idempotently() {
     );
 
     // no-route unmaps the app from every route (the routes stay, as in CF).
-    apply_ok(
+    let job = apply_ok(
         &s,
         &admin,
         &space,
         "applications:\n- name: shop\n  no-route: true\n",
     )
     .await;
+    assert_eq!(job["state"], "COMPLETE", "{job}");
     let rs = routes(&s, &space).await;
     assert_eq!(rs.len(), 2);
     assert!(rs.iter().all(|r| r.spec.destinations.is_empty()), "{rs:?}");
@@ -454,6 +466,20 @@ async fn manifest_services_are_bound_once() {
             .map(|_| ())
     })
     .await;
+    // Parameters cannot reach a user-provided instance: refused before anything is written.
+    let r = apply(
+        &s,
+        &admin,
+        &space,
+        "applications:\n- name: app\n  services:\n  - name: db\n    parameters: {size: small}\n",
+    )
+    .await;
+    assert_eq!(r.status, 422, "{:?}", r.body);
+    assert_eq!(
+        r.body["errors"][0]["detail"],
+        "For application 'app': For service 'db': Binding parameters are not supported for user-provided service instances"
+    );
+    assert!(apps(&s, &space).await.is_empty());
     let yaml = "applications:\n- name: app\n  no-route: true\n  services:\n  - db\n";
     assert_eq!(apply_ok(&s, &admin, &space, yaml).await["state"], "COMPLETE");
     assert_eq!(apply_ok(&s, &admin, &space, yaml).await["state"], "COMPLETE");

@@ -571,6 +571,30 @@ mod tests {
     }
 
     #[test]
+    fn pods_are_tagged_by_process_type_or_task_name() {
+        let pod = |labels: &[(&str, &str)]| {
+            let mut p = Pod::default();
+            p.metadata.labels = Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            );
+            p
+        };
+        let tasks = BTreeMap::from([("t-1".to_owned(), "migrate".to_owned())]);
+        assert_eq!(
+            pod_source(&pod(&[(PROCESS_TYPE, "worker")]), &tasks),
+            "APP/PROC/WORKER"
+        );
+        assert_eq!(pod_source(&pod(&[]), &tasks), "APP/PROC/WEB");
+        assert_eq!(
+            pod_source(&pod(&[(TASK_GUID, "t-1")]), &tasks),
+            "APP/TASK/migrate"
+        );
+    }
+
+    #[test]
     fn pod_logs_split_into_timed_lines() {
         let text = "2026-01-02T03:04:05.000000001Z first line\n2026-01-02T03:04:10.5Z second\ncontinued\n";
         let lines = parse_pod_log(text);

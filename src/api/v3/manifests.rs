@@ -23,6 +23,7 @@ use super::{
     jobs,
     resource::{self, Caller},
     routes::{check_address, claim as route_claim},
+    service_bindings::{ALREADY_BOUND, claim as binding_claim},
 };
 use crate::{
     api::{ApiState, CfError, CfResult, body::MetadataBody},
@@ -30,9 +31,9 @@ use crate::{
     crd::{
         BindingType, CFApp, CFDomain, CFProcess, CFRoute, CFRouteSpec, CFServiceBinding,
         CFServiceBindingSpec, Destination, HealthCheckType, Lifecycle, LifecycleType, PackageType,
-        RouteProtocol,
+        RouteProtocol, ServiceInstanceType,
     },
-    labels::{APP_GUID, DOMAIN_GUID, SERVICE_INSTANCE_GUID, SPACE_GUID},
+    labels::{DOMAIN_GUID, SPACE_GUID},
 };
 
 /// The routes of this family.
@@ -124,6 +125,8 @@ pub struct ServiceManifest {
     pub name: String,
     /// The binding's name.
     pub binding_name: Option<String>,
+    /// Whether binding parameters were given.
+    pub parameters: bool,
 }
 
 /// One application of a manifest, validated.
@@ -551,6 +554,7 @@ fn parse_services(v: &Value, errors: &mut Vec<String>) -> Option<Vec<ServiceMani
                 Value::String(name) => Some(ServiceManifest {
                     name: name.clone(),
                     binding_name: None,
+                    parameters: false,
                 }),
                 Value::Object(o) => {
                     let keys_ok = o
@@ -566,6 +570,7 @@ fn parse_services(v: &Value, errors: &mut Vec<String>) -> Option<Vec<ServiceMani
                     (keys_ok && params_ok).then(|| ServiceManifest {
                         name: name.to_owned(),
                         binding_name,
+                        parameters: o.contains_key("parameters"),
                     })
                 }
                 _ => None,
@@ -984,6 +989,14 @@ fn plan(
                     && i.spec.display_name == s.name
                     && i.metadata.deletion_timestamp.is_none()
             }) {
+                Some(i) if i.spec.type_ != ServiceInstanceType::UserProvided => problems.push(format!(
+                    "For service '{}': Bindings of managed service instances are not supported: kubefoundry serves user-provided service instances only",
+                    s.name
+                )),
+                Some(_) if s.parameters => problems.push(format!(
+                    "For service '{}': Binding parameters are not supported for user-provided service instances",
+                    s.name
+                )),
                 Some(i) => services.push((i.name_any(), s.binding_name.clone())),
                 None => problems.push(format!("Service instance '{}' not found", s.name)),
             }
@@ -1172,7 +1185,7 @@ async fn map_route(state: &ApiState, caller: &Caller, space: &str, app: &str, t:
                 && x.metadata.deletion_timestamp.is_none()
         })
     };
-    for _ in 0..3 {
+    for attempt in 1..=5 {
         let Some(route) = lookup() else {
             let guid = resource::new_guid();
             let spec = CFRouteSpec {
@@ -1236,7 +1249,9 @@ async fn map_route(state: &ApiState, caller: &Caller, space: &str, app: &str, t:
         .await;
         match result {
             // Another writer changed the destinations meanwhile: re-read and retry.
-            Err(CfError::Uniqueness(_)) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            Err(CfError::Uniqueness(_)) => {
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await
+            }
             other => return other,
         }
     }
@@ -1249,10 +1264,29 @@ async fn map_route(state: &ApiState, caller: &Caller, space: &str, app: &str, t:
 /// Removes `app` from every route of the space.
 async fn unmap_all(state: &ApiState, caller: &Caller, space: &str, app: &str) -> CfResult<()> {
     for route in mapped_routes(state, space, app) {
-        update(state, caller, &*route, true, |r| {
-            r.spec.destinations.retain(|d| d.app_guid != app);
-        })
-        .await?;
+        let name = route.name_any();
+        let mut attempt = 0;
+        loop {
+            let Some(current) = state.caches.routes.find(|r| r.name_any() == name) else {
+                break;
+            };
+            let result = update(state, caller, &*current, true, |r| {
+                r.spec.destinations.retain(|d| d.app_guid != app);
+            })
+            .await;
+            match result {
+                // The cache lagged a write (the controller's status, another mapping): retry
+                // from a fresher copy.
+                Err(CfError::Uniqueness(_)) if attempt < 5 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                }
+                other => {
+                    other?;
+                    break;
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -1380,8 +1414,22 @@ async fn apply_one(state: &ApiState, caller: &Caller, space: &str, plan: &Plan) 
         if bound.is_some() {
             continue;
         }
+        let binding_guid = resource::new_guid();
+        let claim = binding_claim(space, &guid, instance);
+        let taken = claim
+            .take(
+                state,
+                &binding_guid,
+                |g| resource::lookup::<CFServiceBinding>(&state.caches, g).is_some(),
+                || CfError::Unprocessable(ALREADY_BOUND.into()),
+            )
+            .await;
+        if taken.is_err() {
+            // A concurrent `cf bind-service` bound it: the manifest's wish holds.
+            continue;
+        }
         let mut binding = CFServiceBinding::new(
-            &resource::new_guid(),
+            &binding_guid,
             CFServiceBindingSpec {
                 display_name: binding_name.clone(),
                 type_: BindingType::App,
@@ -1390,38 +1438,11 @@ async fn apply_one(state: &ApiState, caller: &Caller, space: &str, plan: &Plan) 
             },
         );
         binding.metadata.namespace = Some(space.to_owned());
-        binding.metadata.labels = Some(BTreeMap::from([
-            (APP_GUID.to_owned(), guid.clone()),
-            (SERVICE_INSTANCE_GUID.to_owned(), instance.clone()),
-            (SPACE_GUID.to_owned(), space.to_owned()),
-        ]));
-        create_binding(state, caller, space, &binding).await?;
+        if let Err(e) = resource::create(state, caller, &binding).await {
+            claim.release(state).await;
+            return Err(e);
+        }
     }
-    Ok(())
-}
-
-/// Creates an app binding as the caller and waits until the cache holds it. (Written here at
-/// the CRD level: the service-bindings family has no shared create to call.)
-async fn create_binding(
-    state: &ApiState,
-    caller: &Caller,
-    space: &str,
-    binding: &CFServiceBinding,
-) -> CfResult<()> {
-    let api: kube::Api<CFServiceBinding> = kube::Api::namespaced(state.client_for(&caller.who)?, space);
-    let created = api
-        .create(&kube::api::PostParams::default(), binding)
-        .await
-        .map_err(|e| crate::api::error::from_kube(e, "Service credential binding", false))?;
-    let name = created.name_any();
-    resource::wait(|| {
-        state
-            .caches
-            .service_bindings
-            .find(|b| b.name_any() == name)
-            .is_some()
-    })
-    .await;
     Ok(())
 }
 
