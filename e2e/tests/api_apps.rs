@@ -479,7 +479,39 @@ async fn docker_app_lifecycle_through_the_api() {
         )
         .await;
     assert_eq!(r.status, 422, "a finished deployment cannot be cancelled");
-    wait_running(&s, &admin, &process, 2).await;
+    let before = wait_running(&s, &admin, &process, 2).await;
+
+    // cf restart-app-instance: the instance's Pod goes, its Deployment replaces it.
+    let r = s
+        .call(
+            "DELETE",
+            &format!("/v3/apps/{app}/processes/web/instances/0"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let r = s
+        .call(
+            "DELETE",
+            &format!("/v3/processes/{process}/instances/7"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!((r.status, detail(&r)), (404, "Instance not found".to_owned()));
+    let after = wait_running(&s, &admin, &process, 2).await;
+    assert_ne!(
+        (
+            before[0]["instance_internal_ip"].clone(),
+            before[1]["instance_internal_ip"].clone()
+        ),
+        (
+            after[0]["instance_internal_ip"].clone(),
+            after[1]["instance_internal_ip"].clone()
+        ),
+        "a new Pod replaced the deleted one"
+    );
 
     // cf stop: no instances; the deleted instance of a running app comes back.
     let r = s

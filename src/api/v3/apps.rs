@@ -927,6 +927,12 @@ pub fn check_droplet(caches: &Caches, app: &CFApp, droplet: &str) -> CfResult<()
     Ok(())
 }
 
+/// Waits (bounded) until the cache shows `droplet` usable: a client that just saw its build
+/// STAGED assigns it at once, and the droplet's own status may trail the build's by a moment.
+pub async fn wait_for_droplet(caches: &Caches, app: &CFApp, droplet: &str) {
+    resource::wait(|| check_droplet(caches, app, droplet).is_ok()).await;
+}
+
 async fn set_current_droplet(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
@@ -941,6 +947,7 @@ async fn set_current_droplet(
             "Current droplet cannot be removed. Replace it with a preferable droplet.".into(),
         )
     })?;
+    wait_for_droplet(&state.caches, &app, &droplet).await;
     check_droplet(&state.caches, &app, &droplet)?;
     let updated = resource::patch(
         &state,

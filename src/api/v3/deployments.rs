@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    apps::{check_droplet, now_precise},
+    apps::{check_droplet, now_precise, wait_for_droplet},
     processes::{InstanceState, ScaleBody, pod_state, pods, scale_process},
     resource::{self, Caller, CfKind, Cx, to_one},
 };
@@ -428,6 +428,7 @@ async fn create(State(state): State<Arc<ApiState>>, headers: HeaderMap, body: By
     }
     let droplet = match body.droplet.map(|d| d.guid) {
         Some(d) => {
+            wait_for_droplet(&state.caches, &app, &d).await;
             check_droplet(&state.caches, &app, &d)?;
             d
         }
