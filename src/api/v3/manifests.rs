@@ -1266,10 +1266,7 @@ async fn unmap_all(state: &ApiState, caller: &Caller, space: &str, app: &str) ->
     for route in mapped_routes(state, space, app) {
         let name = route.name_any();
         let mut attempt = 0;
-        loop {
-            let Some(current) = state.caches.routes.find(|r| r.name_any() == name) else {
-                break;
-            };
+        while let Some(current) = state.caches.routes.find(|r| r.name_any() == name) {
             let result = update(state, caller, &*current, true, |r| {
                 r.spec.destinations.retain(|d| d.app_guid != app);
             })
