@@ -394,12 +394,16 @@ async fn waiting_builds_and_droplets_resume_when_what_they_wait_for_appears() {
         ))
     );
 
-    // The package arrives, naming credentials that do not exist yet: the build stages, and the
-    // droplet waits for the credentials.
+    // The package arrives, naming credentials that do not exist yet: the build makes its
+    // droplet, which waits for the credentials, and the build stays STAGING until the droplet is
+    // STAGED (the cf CLI assigns the droplet as soon as the build says STAGED).
     let package = "apiVersion: kubefoundry.dev/v1alpha1\nkind: CFPackage\nmetadata: {name: pkg-later, namespace: space-1}\nspec: {appGuid: app-1, type: docker, image: ghcr.io/org/app, credentials: {name: later-creds}}\n";
     tc.apply(package, &[]);
-    build_when(&tc, "build-later", "the build to stage", |b| {
-        build_state(b) == Some(BuildState::Staged)
+    build_when(&tc, "build-later", "the build to wait for its droplet", |b| {
+        b.status
+            .as_ref()
+            .and_then(|s| ready_of(&s.common.conditions))
+            .is_some_and(|r| r.1 == "DropletStaging")
     })
     .await;
     let droplet = droplet_when(
@@ -423,6 +427,10 @@ async fn waiting_builds_and_droplets_resume_when_what_they_wait_for_appears() {
     let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: later-creds, namespace: space-1}\ndata: {username: Ym9i, password: aHVudGVyMg==}\n";
     tc.apply(secret, &[]);
     let droplet = droplet_when(&tc, "build-later", "the droplet to be STAGED", droplet_staged).await;
+    build_when(&tc, "build-later", "the build to stage", |b| {
+        build_state(b) == Some(BuildState::Staged)
+    })
+    .await;
     assert_eq!(
         droplet.status.unwrap().image_pull_secret_name.as_deref(),
         Some("build-later-image-pull")

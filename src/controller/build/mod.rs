@@ -24,13 +24,14 @@ use kube::{
 };
 
 use super::{Context, Error, Result, adopt, names};
-use crate::crd::{CFApp, CFBuild, CFDroplet, CFPackage, PackageState, PackageType};
+use crate::crd::{CFApp, CFBuild, CFDroplet, CFPackage, DropletState, PackageState, PackageType};
 
 /// Runs the CFBuild reconciler until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let api: Api<DeserializeGuard<CFBuild>> = Api::all(ctx.client.clone());
     let packages: Api<CFPackage> = Api::all(ctx.client.clone());
     let apps: Api<CFApp> = Api::all(ctx.client.clone());
+    let droplets: Api<CFDroplet> = Api::all(ctx.client.clone());
     let (by_package, by_app) = (ctx.caches.builds.clone(), ctx.caches.builds.clone());
     Controller::new(api, watcher::Config::default())
         .with_config(super::runtime_config(&ctx))
@@ -43,6 +44,13 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         // ... or its app appears; every build of an app is adopted once the app exists.
         .watches(apps, watcher::Config::default(), move |a| {
             matching(&by_app, a.namespace(), |b| b.spec.app_guid == a.name_any())
+        })
+        // ... and reports STAGED once its droplet does.
+        .watches(droplets, super::managed(), |d| {
+            d.spec
+                .build_guid
+                .clone()
+                .map(|b| ObjectRef::new(&b).within(&d.namespace().unwrap_or_default()))
         })
         .graceful_shutdown_on(shutdown)
         .run(
@@ -116,6 +124,19 @@ async fn reconcile(object: Arc<DeserializeGuard<CFBuild>>, ctx: Arc<Context>) ->
                 // apply
                 let droplets: Api<CFDroplet> = Api::namespaced(ctx.client.clone(), &namespace);
                 super::apply::apply(&droplets, &droplet, existing.as_deref()).await?;
+                // STAGED only once the droplet itself says STAGED: the cf CLI assigns the
+                // droplet the moment the build is STAGED, and CC refuses a droplet that is not.
+                let staged = existing
+                    .as_deref()
+                    .and_then(|d| d.status.as_ref())
+                    .and_then(|s| s.state)
+                    == Some(DropletState::Staged);
+                if !staged {
+                    return Err(Error::Waiting {
+                        reason: "DropletStaging",
+                        message: format!("CFDroplet {droplet_name:?} is not STAGED yet"),
+                    });
+                }
                 Ok(build::Outcome::Staged {
                     droplet: droplet_name,
                 })
