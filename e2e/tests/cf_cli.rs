@@ -1112,7 +1112,7 @@ fn envelopes(body: &Value, source: &str) -> Vec<Value> {
         if let Some(log) = e.get("log") {
             let payload = s(log, "/payload");
             assert!(
-                payload.len() % 4 == 0
+                payload.len().is_multiple_of(4)
                     && payload
                         .trim_end_matches('=')
                         .bytes()
@@ -1272,7 +1272,6 @@ async fn cf_orgs_spaces_roles_target() {
 
 /// 3. `cf push app --docker-image I` without a manifest file, as a space developer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "façade defect: GET /v3/builds/B says STAGED before its droplet is STAGED, so the CLI's PATCH current_droplet gets 422 (run with --run-ignored all once fixed)"]
 async fn cf_push_docker_image() {
     let stack = CfStack::start().await;
     let (cli, t) = developer(&stack, "alice").await;
@@ -1298,7 +1297,6 @@ async fn cf_push_docker_image() {
 /// 4. `cf push` with a manifest file: manifest_diff, then apply_manifest (2 instances of 256M,
 /// env, two routes); a re-push converges to the same state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "façade defect: GET /v3/builds/B says STAGED before its droplet is STAGED, so the CLI's PATCH current_droplet gets 422 (run with --run-ignored all once fixed)"]
 async fn cf_push_with_manifest_and_repush() {
     let stack = CfStack::start().await;
     let (cli, t) = developer(&stack, "alice").await;
@@ -1402,7 +1400,6 @@ async fn cf_apps(cli: &Cli<'_>, t: &Target) -> (Vec<Value>, Vec<Value>, Vec<Valu
 
 /// 5. `cf apps` and `cf app`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "façade defect: GET /v3/builds/B says STAGED before its droplet is STAGED, so the CLI's PATCH current_droplet gets 422 (run with --run-ignored all once fixed)"]
 async fn cf_apps_and_app() {
     let stack = CfStack::start().await;
     let (cli, t) = developer(&stack, "alice").await;
@@ -1478,7 +1475,6 @@ async fn action(cli: &Cli<'_>, app: &str, verb: &str) -> Value {
 
 /// 6. `cf scale -i 3 -m 512M`, `cf restart`, `cf restage`, `cf stop`, `cf start`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "façade defect: GET /v3/builds/B says STAGED before its droplet is STAGED, so the CLI's PATCH current_droplet gets 422 (run with --run-ignored all once fixed)"]
 async fn cf_scale_restart_restage_stop_start() {
     let stack = CfStack::start().await;
     let (cli, t) = developer(&stack, "alice").await;
@@ -1590,7 +1586,6 @@ async fn cf_scale_restart_restage_stop_start() {
 
 /// 7. `cf set-env`, `cf unset-env`, `cf env`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "façade defect: GET /v3/builds/B says STAGED before its droplet is STAGED, so the CLI's PATCH current_droplet gets 422 (run with --run-ignored all once fixed)"]
 async fn cf_set_env_unset_env_env() {
     let stack = CfStack::start().await;
     let (cli, t) = developer(&stack, "alice").await;
@@ -1658,7 +1653,6 @@ async fn app_env(cli: &Cli<'_>, guid: &str) -> Value {
 
 /// 8. `cf logs app --recent`: the info probe and the descending read from Go's zero time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "façade defect: GET /v3/builds/B says STAGED before its droplet is STAGED, so the CLI's PATCH current_droplet gets 422 (run with --run-ignored all once fixed)"]
 async fn cf_logs_recent() {
     let stack = CfStack::start().await;
     let (cli, t) = developer(&stack, "alice").await;
@@ -1747,7 +1741,6 @@ async fn route_lookup(cli: &Cli<'_>, domain: &str, host: &str, path: &str) -> Op
 
 /// 9. `cf create-route`, `cf map-route` (new and already mapped), `cf unmap-route`, `cf routes`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "façade defect: GET /v3/builds/B says STAGED before its droplet is STAGED, so the CLI's PATCH current_droplet gets 422 (run with --run-ignored all once fixed)"]
 async fn cf_routes_map_unmap() {
     let stack = CfStack::start().await;
     let (cli, t) = developer(&stack, "alice").await;
@@ -1900,7 +1893,6 @@ async fn cf_routes_map_unmap() {
 
 /// 10. `cf delete app -r -f`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "façade defect: GET /v3/builds/B says STAGED before its droplet is STAGED, so the CLI's PATCH current_droplet gets 422 (run with --run-ignored all once fixed)"]
 async fn cf_delete_with_routes() {
     let stack = CfStack::start().await;
     let (cli, t) = developer(&stack, "alice").await;
@@ -1950,7 +1942,6 @@ async fn cf_delete_with_routes() {
 
 /// 11. `cf run-task`, `cf tasks`, `cf terminate-task`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "façade defect: GET /v3/builds/B says STAGED before its droplet is STAGED, so the CLI's PATCH current_droplet gets 422 (run with --run-ignored all once fixed)"]
 async fn cf_tasks() {
     let stack = CfStack::start().await;
     let (cli, t) = developer(&stack, "alice").await;
@@ -2032,7 +2023,6 @@ async fn cf_tasks() {
 
 /// 12. `cf cups`, `cf bind-service` (twice), `cf services`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "façade defect: GET /v3/builds/B says STAGED before its droplet is STAGED, so the CLI's PATCH current_droplet gets 422 (run with --run-ignored all once fixed)"]
 async fn cf_cups_bind_services() {
     let stack = CfStack::start().await;
     let (cli, t) = developer(&stack, "alice").await;
