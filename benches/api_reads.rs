@@ -31,6 +31,8 @@ use serde_json::json;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Result<T, E = BoxError> = std::result::Result<T, E>;
+/// The URL of the i-th request of a measured case.
+type UrlOf<'a> = Box<dyn Fn(usize) -> String + 'a>;
 type HttpClient =
     hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
 
@@ -309,7 +311,7 @@ async fn run() -> Result<()> {
     );
 
     let admin = sim.admin_token.clone();
-    let cases: Vec<(&str, &str, Box<dyn Fn(usize) -> String>)> = vec![
+    let cases: Vec<(&str, &str, UrlOf<'_>)> = vec![
         (
             "GET /v3/apps?per_page=50",
             "admin",

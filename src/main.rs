@@ -77,7 +77,7 @@ enum Command {
         #[arg(long, env = "KUBEFOUNDRY_ROOT_NAMESPACE", default_value = "cf")]
         root_namespace: String,
         #[command(flatten)]
-        auth: AuthArgs,
+        auth: Box<AuthArgs>,
     },
     /// Everything in one process with no cluster: the simulated cluster, the controller and
     /// the CF API. Prints the API URL and the kubeconfig to log in with.
@@ -225,7 +225,7 @@ fn main() -> ExitCode {
                 identity_ttl: std::time::Duration::from_secs(60),
                 ..kubefoundry::api::Config::default()
             };
-            runtime().and_then(|rt| rt.block_on(api(listen, config, auth)))
+            runtime().and_then(|rt| rt.block_on(api(listen, config, *auth)))
         }
         Command::Dev {
             data_dir,
