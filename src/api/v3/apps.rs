@@ -576,6 +576,7 @@ async fn destroy(
 ) -> CfResult<Response> {
     let caller = Caller::of(&state, &headers).await?;
     let current = find_app(&state, &caller, &guid)?;
+    super::routes::unmap_app(&state, &caller, &guid, &space_of(&current)).await?;
     resource::delete(&state, &caller, &*current).await?;
     name_claim(&space_of(&current), &current.spec.display_name)
         .release(&state)
@@ -676,7 +677,7 @@ fn app_uris(caches: &Caches, app: &CFApp) -> Vec<String> {
 }
 
 /// `VCAP_APPLICATION` as the app's instances see it (without per-instance fields).
-pub fn vcap_application(caches: &Caches, app: &CFApp) -> Value {
+pub fn vcap_application(caches: &Caches, base_url: &str, app: &CFApp) -> Value {
     let space_guid = space_of(app);
     let space = caches
         .spaces
@@ -693,7 +694,7 @@ pub fn vcap_application(caches: &Caches, app: &CFApp) -> Value {
         "application_id": app.name_any(),
         "application_name": app.spec.display_name,
         "application_uris": uris,
-        "cf_api": Value::Null,
+        "cf_api": base_url,
         "limits": {
             "disk": web.as_ref().and_then(|p| p.spec.disk_in_mb),
             "fds": 16384,
@@ -744,7 +745,7 @@ async fn env(
         "running_env_json": {},
         "environment_variables": app.spec.env,
         "system_env_json": system,
-        "application_env_json": {"VCAP_APPLICATION": vcap_application(&state.caches, &app)},
+        "application_env_json": {"VCAP_APPLICATION": vcap_application(&state.caches, &state.config.base_url, &app)},
     })))
 }
 

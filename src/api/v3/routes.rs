@@ -817,6 +817,32 @@ async fn change_destinations(
     ))
 }
 
+/// Removes every destination of app `app` from the routes of its space (CC deletes an app's
+/// route mappings with it; an Ingress backend naming a deleted app's Service would dangle).
+pub async fn unmap_app(state: &ApiState, caller: &Caller, app: &str, space: &str) -> CfResult<()> {
+    let mapped: Vec<Arc<CFRoute>> = state
+        .caches
+        .routes
+        .state()
+        .into_iter()
+        .filter(|r| r.namespace().as_deref() == Some(space))
+        .filter(|r| r.spec.destinations.iter().any(|d| d.app_guid == app))
+        .collect();
+    for route in mapped {
+        change_destinations(state, caller, &route, |fresh| {
+            Ok(fresh
+                .spec
+                .destinations
+                .iter()
+                .filter(|d| d.app_guid != app)
+                .cloned()
+                .collect())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
 fn app_space_for<'a>(state: &'a ApiState, caller: &'a Caller) -> impl Fn(&str) -> Option<String> + 'a {
     move |guid| {
         resource::lookup::<CFApp>(&state.caches, guid)
