@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{Path, RawQuery, State},
+    extract::{RawQuery, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
@@ -40,9 +40,10 @@ const CREATED_BY: &str = "kubefoundry.dev/created-by";
 
 /// The routes of this family.
 pub fn routes() -> Router<Arc<ApiState>> {
-    Router::new()
-        .route("/v3/builds", get(list).post(create))
-        .route("/v3/builds/{guid}", get(show).patch(update))
+    Router::new().route("/v3/builds", get(list).post(create)).route(
+        "/v3/builds/{guid}",
+        get(resource::show::<CFBuild>).patch(resource::update_metadata::<CFBuild>),
+    )
 }
 
 fn state_name(state: Option<BuildState>) -> &'static str {
@@ -157,16 +158,6 @@ async fn list(
         "/v3/builds",
         |_| true,
     )?))
-}
-
-async fn show(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(guid): Path<String>,
-) -> CfResult<Json<Value>> {
-    let caller = Caller::of(&state, &headers).await?;
-    let build = resource::find::<CFBuild>(&state, &caller, &guid)?;
-    Ok(Json(build.present(&Cx::new(&state))))
 }
 
 #[derive(Deserialize)]
@@ -295,31 +286,6 @@ async fn create(State(state): State<Arc<ApiState>>, headers: HeaderMap, body: By
         .insert(CREATED_BY.to_owned(), caller.who.name.clone());
     let created = resource::create(&state, &caller, &build).await?;
     Ok((StatusCode::CREATED, Json(created.present(&Cx::new(&state)))).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateBody {
-    #[serde(default)]
-    metadata: Option<MetadataBody>,
-}
-
-async fn update(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(guid): Path<String>,
-    body: Bytes,
-) -> CfResult<Json<Value>> {
-    let caller = Caller::of(&state, &headers).await?;
-    let body: UpdateBody = parse(&body)?;
-    let current = resource::find::<CFBuild>(&state, &caller, &guid)?;
-    let mut patch = json!({});
-    if let Some(m) = &body.metadata {
-        m.check()?;
-        patch["metadata"] = m.merge_patch();
-    }
-    let updated = resource::patch(&state, &caller, &*current, &patch).await?;
-    Ok(Json(updated.present(&Cx::new(&state))))
 }
 
 #[cfg(test)]

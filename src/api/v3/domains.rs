@@ -37,7 +37,12 @@ use crate::{
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
         .route("/v3/domains", get(list).post(create))
-        .route("/v3/domains/{guid}", get(show).patch(update).delete(destroy))
+        .route(
+            "/v3/domains/{guid}",
+            get(resource::show::<CFDomain>)
+                .patch(resource::update_metadata::<CFDomain>)
+                .delete(destroy),
+        )
         .route("/v3/domains/{guid}/route_reservations", get(reservations))
         .route(
             "/v3/domains/{guid}/relationships/shared_organizations",
@@ -139,16 +144,6 @@ async fn list(
         "/v3/domains",
         |_| true,
     )?))
-}
-
-async fn show(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(guid): Path<String>,
-) -> CfResult<Json<Value>> {
-    let caller = Caller::of(&state, &headers).await?;
-    let domain = resource::find::<CFDomain>(&state, &caller, &guid)?;
-    Ok(Json(domain.present(&Cx::new(&state))))
 }
 
 async fn list_for_org(
@@ -343,31 +338,6 @@ async fn create(State(state): State<Arc<ApiState>>, headers: HeaderMap, body: By
         }
     };
     Ok((StatusCode::CREATED, Json(created.present(&Cx::new(&state)))).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateBody {
-    #[serde(default)]
-    metadata: Option<MetadataBody>,
-}
-
-async fn update(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(guid): Path<String>,
-    body: Bytes,
-) -> CfResult<Json<Value>> {
-    let caller = Caller::of(&state, &headers).await?;
-    let body: UpdateBody = parse(&body)?;
-    let current = resource::find::<CFDomain>(&state, &caller, &guid)?;
-    let mut patch = json!({});
-    if let Some(m) = &body.metadata {
-        m.check()?;
-        patch["metadata"] = m.merge_patch();
-    }
-    let updated = resource::patch(&state, &caller, &*current, &patch).await?;
-    Ok(Json(updated.present(&Cx::new(&state))))
 }
 
 /// The routes on a domain that are not being deleted.

@@ -5,14 +5,12 @@ use std::sync::Arc;
 
 use axum::{
     Json, Router,
-    body::Bytes,
     extract::{Path, RawQuery, State},
     http::HeaderMap,
     response::Response,
     routing::get,
 };
 use kube::{ResourceExt, runtime::reflector::Store};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
@@ -23,7 +21,6 @@ use super::{
 use crate::{
     api::{
         ApiState, Caches, CfError, CfResult,
-        body::{MetadataBody, parse},
         query::Query,
     },
     crd::{CFApp, CFDroplet, CFPackage, DropletState, LifecycleType},
@@ -33,7 +30,12 @@ use crate::{
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
         .route("/v3/droplets", get(list))
-        .route("/v3/droplets/{guid}", get(show).patch(update).delete(destroy))
+        .route(
+            "/v3/droplets/{guid}",
+            get(resource::show::<CFDroplet>)
+                .patch(resource::update_metadata::<CFDroplet>)
+                .delete(destroy),
+        )
         .route("/v3/droplets/{guid}/download", get(download))
         .route("/v3/apps/{guid}/droplets", get(app_droplets))
         .route("/v3/packages/{guid}/droplets", get(package_droplets))
@@ -201,41 +203,6 @@ async fn package_droplets(
         |d| d.spec.package_guid.as_deref() == Some(guid.as_str()) && d.namespace() == space,
         &["states"],
     )?))
-}
-
-async fn show(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(guid): Path<String>,
-) -> CfResult<Json<Value>> {
-    let caller = Caller::of(&state, &headers).await?;
-    let droplet = resource::find::<CFDroplet>(&state, &caller, &guid)?;
-    Ok(Json(droplet.present(&Cx::new(&state))))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateBody {
-    #[serde(default)]
-    metadata: Option<MetadataBody>,
-}
-
-async fn update(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(guid): Path<String>,
-    body: Bytes,
-) -> CfResult<Json<Value>> {
-    let caller = Caller::of(&state, &headers).await?;
-    let body: UpdateBody = parse(&body)?;
-    let current = resource::find::<CFDroplet>(&state, &caller, &guid)?;
-    let mut patch = json!({});
-    if let Some(m) = &body.metadata {
-        m.check()?;
-        patch["metadata"] = m.merge_patch();
-    }
-    let updated = resource::patch(&state, &caller, &*current, &patch).await?;
-    Ok(Json(updated.present(&Cx::new(&state))))
 }
 
 async fn destroy(

@@ -52,7 +52,12 @@ const MULTIPART_OVERHEAD: u64 = MAX_JSON_BODY as u64;
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
         .route("/v3/packages", get(list).post(create))
-        .route("/v3/packages/{guid}", get(show).patch(update).delete(destroy))
+        .route(
+            "/v3/packages/{guid}",
+            get(resource::show::<CFPackage>)
+                .patch(resource::update_metadata::<CFPackage>)
+                .delete(destroy),
+        )
         // The bits cap is enforced while streaming, not by the JSON body limit.
         .route(
             "/v3/packages/{guid}/upload",
@@ -186,16 +191,6 @@ async fn app_packages(
         |p| p.spec.app_guid == guid && p.namespace() == space,
         &["states", "types"],
     )?))
-}
-
-async fn show(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(guid): Path<String>,
-) -> CfResult<Json<Value>> {
-    let caller = Caller::of(&state, &headers).await?;
-    let package = resource::find::<CFPackage>(&state, &caller, &guid)?;
-    Ok(Json(package.present(&Cx::new(&state))))
 }
 
 #[derive(Deserialize)]
@@ -383,31 +378,6 @@ async fn store_credentials(
         .await
         .map_err(|e| from_kube(e, "Package", false))?;
     Ok(())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateBody {
-    #[serde(default)]
-    metadata: Option<MetadataBody>,
-}
-
-async fn update(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(guid): Path<String>,
-    body: Bytes,
-) -> CfResult<Json<Value>> {
-    let caller = Caller::of(&state, &headers).await?;
-    let body: UpdateBody = parse(&body)?;
-    let current = resource::find::<CFPackage>(&state, &caller, &guid)?;
-    let mut patch = json!({});
-    if let Some(m) = &body.metadata {
-        m.check()?;
-        patch["metadata"] = m.merge_patch();
-    }
-    let updated = resource::patch(&state, &caller, &*current, &patch).await?;
-    Ok(Json(updated.present(&Cx::new(&state))))
 }
 
 async fn destroy(

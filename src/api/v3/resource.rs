@@ -330,6 +330,45 @@ pub async fn wait(done: impl Fn() -> bool) {
     }
 }
 
+/// `GET /v3/<family>/{guid}`: one `K` as the caller sees it.
+pub async fn show<K: CfKind>(
+    axum::extract::State(state): axum::extract::State<Arc<ApiState>>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Path(guid): axum::extract::Path<String>,
+) -> CfResult<axum::Json<Value>> {
+    let caller = Caller::of(&state, &headers).await?;
+    let object = find::<K>(&state, &caller, &guid)?;
+    Ok(axum::Json(object.present(&Cx::new(&state))))
+}
+
+/// A PATCH body that may change only metadata.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetadataOnly {
+    #[serde(default)]
+    metadata: Option<crate::api::body::MetadataBody>,
+}
+
+/// `PATCH /v3/<family>/{guid}` for families whose only writable fields are labels and
+/// annotations.
+pub async fn update_metadata<K: CfKind>(
+    axum::extract::State(state): axum::extract::State<Arc<ApiState>>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Path(guid): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> CfResult<axum::Json<Value>> {
+    let caller = Caller::of(&state, &headers).await?;
+    let body: MetadataOnly = crate::api::body::parse(&body)?;
+    let current = find::<K>(&state, &caller, &guid)?;
+    let mut patch = serde_json::json!({});
+    if let Some(m) = &body.metadata {
+        m.check()?;
+        patch["metadata"] = m.merge_patch();
+    }
+    let updated = self::patch(&state, &caller, &*current, &patch).await?;
+    Ok(axum::Json(updated.present(&Cx::new(&state))))
+}
+
 /// A `{"data":{"guid":…}}` relationship, or `{"data":null}`.
 pub fn to_one(guid: Option<&str>) -> Value {
     match guid {

@@ -44,7 +44,9 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route("/v3/service_credential_bindings", get(list).post(create))
         .route(
             "/v3/service_credential_bindings/{guid}",
-            get(show).patch(update).delete(destroy),
+            get(resource::show::<CFServiceBinding>)
+                .patch(resource::update_metadata::<CFServiceBinding>)
+                .delete(destroy),
         )
         .route("/v3/service_credential_bindings/{guid}/details", get(details))
         .route(
@@ -191,16 +193,6 @@ async fn list(
     )?))
 }
 
-async fn show(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(guid): Path<String>,
-) -> CfResult<Json<Value>> {
-    let caller = Caller::of(&state, &headers).await?;
-    let binding = resource::find::<CFServiceBinding>(&state, &caller, &guid)?;
-    Ok(Json(binding.present(&Cx::new(&state))))
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateRelationships {
@@ -329,31 +321,6 @@ async fn create(State(state): State<Arc<ApiState>>, headers: HeaderMap, body: By
         }
     };
     Ok((StatusCode::CREATED, Json(created.present(&cx))).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateBody {
-    #[serde(default)]
-    metadata: Option<MetadataBody>,
-}
-
-async fn update(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(guid): Path<String>,
-    body: Bytes,
-) -> CfResult<Json<Value>> {
-    let caller = Caller::of(&state, &headers).await?;
-    let body: UpdateBody = parse(&body)?;
-    let current = resource::find::<CFServiceBinding>(&state, &caller, &guid)?;
-    let mut patch = json!({});
-    if let Some(m) = &body.metadata {
-        m.check()?;
-        patch["metadata"] = m.merge_patch();
-    }
-    let updated = resource::patch(&state, &caller, &*current, &patch).await?;
-    Ok(Json(updated.present(&Cx::new(&state))))
 }
 
 /// Deletes a binding as the caller and frees its (app, instance) claim.

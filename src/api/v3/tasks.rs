@@ -39,7 +39,10 @@ const NUMBERING_WAIT: Duration = Duration::from_secs(5);
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
         .route("/v3/tasks", get(list))
-        .route("/v3/tasks/{guid}", get(show).patch(update))
+        .route(
+            "/v3/tasks/{guid}",
+            get(resource::show::<CFTask>).patch(resource::update_metadata::<CFTask>),
+        )
         .route("/v3/tasks/{guid}/actions/cancel", post(cancel))
         .route("/v3/tasks/{guid}/cancel", put(cancel))
         .route("/v3/apps/{guid}/tasks", get(app_tasks).post(create))
@@ -162,16 +165,6 @@ async fn app_tasks(
         |t| t.spec.app_guid == guid && t.namespace() == space,
         &["names", "states", "sequence_ids"],
     )?))
-}
-
-async fn show(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(guid): Path<String>,
-) -> CfResult<Json<Value>> {
-    let caller = Caller::of(&state, &headers).await?;
-    let task = resource::find::<CFTask>(&state, &caller, &guid)?;
-    Ok(Json(task.present(&Cx::new(&state))))
 }
 
 #[derive(Deserialize)]
@@ -354,31 +347,6 @@ async fn create(
     }
     let shown = numbered().map_or(created, |t| (*t).clone());
     Ok((StatusCode::ACCEPTED, Json(shown.present(&Cx::new(&state)))).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateBody {
-    #[serde(default)]
-    metadata: Option<MetadataBody>,
-}
-
-async fn update(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(guid): Path<String>,
-    body: Bytes,
-) -> CfResult<Json<Value>> {
-    let caller = Caller::of(&state, &headers).await?;
-    let body: UpdateBody = parse(&body)?;
-    let current = resource::find::<CFTask>(&state, &caller, &guid)?;
-    let mut patch = json!({});
-    if let Some(m) = &body.metadata {
-        m.check()?;
-        patch["metadata"] = m.merge_patch();
-    }
-    let updated = resource::patch(&state, &caller, &*current, &patch).await?;
-    Ok(Json(updated.present(&Cx::new(&state))))
 }
 
 async fn cancel(
