@@ -310,3 +310,47 @@ async fn concurrent_creates_of_one_name_yield_exactly_one_org() {
     ]);
     assert_eq!(names.trim(), "race");
 }
+
+/// Every answer carries a request id: the caller's own, or a fresh one (it is what the logs of
+/// a 5xx are found by); a request that outlives the deadline gets a CF error, not a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn request_ids_and_deadlines() {
+    let (tc, state) = setup().await;
+    let send = |id: Option<&str>| {
+        let mut req = Request::builder().uri("/v3/organizations");
+        req = req.header("authorization", format!("bearer {}", admin(&tc)));
+        if let Some(id) = id {
+            req = req.header("x-vcap-request-id", id);
+        }
+        api::router(state.clone()).oneshot(req.body(Body::empty()).unwrap())
+    };
+    let given = send(Some("trace-123")).await.unwrap();
+    assert_eq!(given.headers()["x-vcap-request-id"], "trace-123");
+    let fresh = send(None).await.unwrap();
+    let id = fresh.headers()["x-vcap-request-id"].to_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+
+    let hurried = api::state(
+        tc.client.clone(),
+        api::Config {
+            request_timeout: Duration::from_millis(1),
+            ..state.config.clone()
+        },
+    )
+    .await;
+    let slow = api::router(hurried)
+        .oneshot(
+            Request::builder()
+                .method("DELETE")
+                .uri("/v3/organizations/does-not-matter")
+                .header("authorization", "bearer not-a-token-anyone-knows")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(slow.status().as_u16(), 503);
+    let bytes = axum::body::to_bytes(slow.into_body(), 1 << 20).await.unwrap();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(body["errors"][0]["title"], "CF-ServiceUnavailable");
+}

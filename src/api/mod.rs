@@ -11,6 +11,7 @@ pub mod issuer;
 pub mod logcache;
 pub mod pagination;
 pub mod query;
+pub mod request;
 pub mod v3;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -49,6 +50,8 @@ pub struct Config {
     pub package_dir: std::path::PathBuf,
     /// The largest package upload accepted, in bytes.
     pub max_upload_bytes: u64,
+    /// How long one request may take before it is answered with a CF error (CC's is 900 s).
+    pub request_timeout: Duration,
 }
 
 impl Default for Config {
@@ -60,6 +63,7 @@ impl Default for Config {
             auth: auth::AuthConfig::default(),
             package_dir: std::env::temp_dir().join("kubefoundry-packages"),
             max_upload_bytes: 1024 * 1024 * 1024,
+            request_timeout: Duration::from_secs(900),
         }
     }
 }
@@ -238,5 +242,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
         // Cloud Controller answers a known path with an unsupported method as an unknown request.
         .method_not_allowed_fallback(|| async { CfError::UnknownRequest })
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request::context,
+        ))
         .with_state(state)
 }
