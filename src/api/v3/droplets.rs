@@ -19,10 +19,7 @@ use super::{
     timestamps,
 };
 use crate::{
-    api::{
-        ApiState, Caches, CfError, CfResult,
-        query::Query,
-    },
+    api::{ApiState, Caches, CfError, CfResult, query::Query},
     crd::{CFApp, CFDroplet, CFPackage, DropletState, LifecycleType},
 };
 
