@@ -66,9 +66,21 @@ impl PageParams {
 /// The list envelope for one page of already filtered and ordered `resources`.
 pub fn page(base: &str, path: &str, q: &Query, params: &PageParams, all: Vec<Value>) -> Value {
     let total = all.len();
-    let total_pages = total.div_ceil(params.per_page);
     let start = (params.page - 1).saturating_mul(params.per_page);
     let resources: Vec<Value> = all.into_iter().skip(start).take(params.per_page).collect();
+    page_of(base, path, q, params, total, resources)
+}
+
+/// The list envelope for `resources`, the requested page already cut out of `total` results.
+pub fn page_of(
+    base: &str,
+    path: &str,
+    q: &Query,
+    params: &PageParams,
+    total: usize,
+    resources: Vec<Value>,
+) -> Value {
+    let total_pages = total.div_ceil(params.per_page);
     let link = |page: usize| {
         let mut pairs: Vec<String> = q
             .pairs()

@@ -20,7 +20,7 @@ use crate::{
         access::Access,
         auth::Identity,
         error::from_kube,
-        pagination::{PageParams, order, page},
+        pagination::{PageParams, order, page, page_of},
         query::{Query, timestamp_filter},
     },
     labels::FIELD_MANAGER,
@@ -200,24 +200,64 @@ pub fn list_with<K: CfKind>(
         query: Some(q),
         ..Cx::new(state)
     };
-    let mut resources: Vec<Value> = K::store(&state.caches)
+    let candidates: Vec<Arc<K>> = K::store(&state.caches)
         .state()
-        .iter()
+        .into_iter()
         .filter(|o| o.meta().deletion_timestamp.is_none())
         .filter(|o| guids.as_ref().is_none_or(|g| g.contains(&o.name_any())))
         .filter(|o| scope(o))
         .filter(|o| o.visible(&caller.access, &cx))
         .filter(|o| selector.as_ref().is_none_or(|s| s.matches(o.labels())))
         .filter(|o| specific.iter().all(|(k, v)| o.filter(k, v, &cx)))
-        .map(|o| o.present(&cx))
-        .filter(|v| {
-            time_filters
-                .iter()
-                .all(|(key, f)| f(v[*key].as_str().unwrap_or_default()))
-        })
         .collect();
-    order(&mut resources, &params);
-    let mut body = page(&state.config.base_url, path, q, &params, resources);
+    let (field, descending) = &params.order_by;
+    let mut body = if matches!(field.as_str(), "created_at" | "updated_at") {
+        // Ordered and filtered by metadata timestamps (what every presenter shows), so only
+        // the page is presented: presenting all 10k apps for a page of 50 dominated lists.
+        let mut keyed: Vec<(String, String, Arc<K>)> = candidates
+            .into_iter()
+            .filter_map(|o| {
+                let (created_at, updated_at) = super::timestamps(o.meta());
+                let passes = time_filters.iter().all(|(key, f)| {
+                    f(if *key == "created_at" {
+                        &created_at
+                    } else {
+                        &updated_at
+                    })
+                });
+                let key = if field == "created_at" {
+                    created_at
+                } else {
+                    updated_at
+                };
+                passes.then(|| (key, o.name_any(), o))
+            })
+            .collect();
+        keyed.sort_by(|a, b| {
+            let ordering = (&a.0, &a.1).cmp(&(&b.0, &b.1));
+            if *descending { ordering.reverse() } else { ordering }
+        });
+        let total = keyed.len();
+        let shown: Vec<Value> = keyed
+            .into_iter()
+            .skip((params.page - 1).saturating_mul(params.per_page))
+            .take(params.per_page)
+            .map(|(_, _, o)| o.present(&cx))
+            .collect();
+        page_of(&state.config.base_url, path, q, &params, total, shown)
+    } else {
+        let mut resources: Vec<Value> = candidates
+            .iter()
+            .map(|o| o.present(&cx))
+            .filter(|v| {
+                time_filters
+                    .iter()
+                    .all(|(key, f)| f(v[*key].as_str().unwrap_or_default()))
+            })
+            .collect();
+        order(&mut resources, &params);
+        page(&state.config.base_url, path, q, &params, resources)
+    };
     if !includes.is_empty() {
         let shown: Vec<Value> = body["resources"].as_array().cloned().unwrap_or_default();
         let mut included = serde_json::Map::new();
