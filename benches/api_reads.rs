@@ -330,10 +330,11 @@ async fn run() -> Result<()> {
         (
             "GET /v3/apps/{guid}",
             "space developer (10 spaces)",
+            // app-a lives in space a % spaces_n; alice's spaces are 0..10.
             Box::new(|i| {
                 format!(
                     "{base}/v3/apps/app-{}",
-                    ((i * 7) % 10) + 10 * ((i / 10) % per_space.min(10))
+                    (i % 10) + spaces_n * ((i / 10) % per_space)
                 )
             }),
         ),
@@ -357,7 +358,14 @@ async fn run() -> Result<()> {
         } else {
             requests
         };
-        let f = measure(&http, &sim, n, concurrency, token, url).await?;
+        let f = match measure(&http, &sim, n, concurrency, token, url).await {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = api.kill();
+                let _ = api.wait();
+                return Err(e);
+            }
+        };
         println!(
             "| `{what}` | {who} | {:.2} ms | {:.2} ms | {:.0} | {:.3} |",
             f.p50.as_secs_f64() * 1e3,
