@@ -43,6 +43,46 @@ pub struct Resp {
 }
 
 impl Resp {
+    /// The `guid` of a presented resource.
+    pub fn guid(&self) -> String {
+        self.body["guid"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no guid in {:?}", self.body))
+            .to_owned()
+    }
+
+    /// The first CF error's `detail` (empty when there is none).
+    pub fn detail(&self) -> String {
+        self.body["errors"][0]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The first CF error's `title` (empty when there is none).
+    pub fn title(&self) -> String {
+        self.body["errors"][0]["title"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// A list's `resources`, which must be present.
+    pub fn resources(&self) -> Vec<Value> {
+        self.body["resources"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no resources in {:?}", self.body))
+            .clone()
+    }
+
+    /// The GUIDs of a list's `resources`.
+    pub fn guids(&self) -> Vec<String> {
+        self.resources()
+            .iter()
+            .map(|x| x["guid"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// The `Location` header.
     pub fn location(&self) -> Option<String> {
         self.headers

@@ -15,27 +15,6 @@ use kubefoundry_e2e::{
 };
 use serde_json::{Value, json};
 
-fn guid(r: &Resp) -> String {
-    r.body["guid"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no guid in {:?}", r.body))
-        .to_owned()
-}
-
-fn detail(r: &Resp) -> String {
-    r.body["errors"][0]["detail"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn resources(r: &Resp) -> Vec<Value> {
-    r.body["resources"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no resources in {:?}", r.body))
-        .clone()
-}
-
 async fn create_app(s: &CfStack, token: &str, space: &str, name: &str) -> Resp {
     s.call(
         "POST",
@@ -64,7 +43,7 @@ async fn stage_docker(s: &CfStack, token: &str, app: &str, image: &str) -> Strin
         )
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let package = guid(&r);
+    let package = r.guid();
     let r = s
         .call(
             "POST",
@@ -74,7 +53,7 @@ async fn stage_docker(s: &CfStack, token: &str, app: &str, image: &str) -> Strin
         )
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let build = guid(&r);
+    let build = r.guid();
     eventually("the build to stage", Duration::from_secs(30), || async {
         let r = s
             .call("GET", &format!("/v3/builds/{build}"), Some(token), None)
@@ -102,7 +81,7 @@ async fn wait_running(s: &CfStack, token: &str, process: &str, running: usize) -
                 )
                 .await;
             assert_eq!(r.status, 200, "{:?}", r.body);
-            let items = resources(&r);
+            let items = r.resources();
             let n = items.iter().filter(|i| i["state"] == "RUNNING").count();
             (n == running && items.len() == running).then_some(items)
         },
@@ -120,7 +99,7 @@ async fn docker_app_lifecycle_through_the_api() {
 
     let r = create_app(&s, &admin, &space, "web-app").await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let app = guid(&r);
+    let app = r.guid();
     assert_eq!(r.body["state"], "STOPPED");
     assert_eq!(r.body["lifecycle"], json!({"type": "docker", "data": {}}));
     assert_eq!(r.body["relationships"]["space"]["data"]["guid"], space);
@@ -143,7 +122,7 @@ async fn docker_app_lifecycle_through_the_api() {
             None,
         )
         .await;
-    assert_eq!(resources(&r).len(), 1);
+    assert_eq!(r.resources().len(), 1);
     let r = s
         .call(
             "GET",
@@ -153,13 +132,13 @@ async fn docker_app_lifecycle_through_the_api() {
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    assert_eq!(resources(&r)[0]["guid"], app);
+    assert_eq!(r.resources()[0]["guid"], app);
     assert_eq!(r.body["included"]["spaces"][0]["guid"], space);
     assert_eq!(r.body["included"]["organizations"][0]["guid"], org);
     let r = s
         .call("GET", "/v3/apps?lifecycle_type=buildpack", Some(&admin), None)
         .await;
-    assert!(resources(&r).is_empty());
+    assert!(r.resources().is_empty());
 
     // No droplet yet: the summary's droplet lookup and start fail with CC's exact words.
     let r = s
@@ -170,7 +149,7 @@ async fn docker_app_lifecycle_through_the_api() {
             None,
         )
         .await;
-    assert_eq!((r.status, detail(&r)), (404, "Droplet not found".to_owned()));
+    assert_eq!((r.status, r.detail()), (404, "Droplet not found".to_owned()));
     let r = s
         .call(
             "POST",
@@ -180,7 +159,7 @@ async fn docker_app_lifecycle_through_the_api() {
         )
         .await;
     assert_eq!(
-        (r.status, detail(&r)),
+        (r.status, r.detail()),
         (422, "Assign a droplet before starting this app.".to_owned())
     );
 
@@ -188,7 +167,7 @@ async fn docker_app_lifecycle_through_the_api() {
     let r = s
         .call("GET", &format!("/v3/apps/{app}/processes"), Some(&admin), None)
         .await;
-    let procs = resources(&r);
+    let procs = r.resources();
     assert_eq!(procs.len(), 1, "{procs:?}");
     assert_eq!(procs[0]["type"], "web");
     assert_eq!(procs[0]["instances"], 1);
@@ -204,7 +183,7 @@ async fn docker_app_lifecycle_through_the_api() {
             None,
         )
         .await;
-    assert_eq!((r.status, detail(&r)), (404, "Process not found".to_owned()));
+    assert_eq!((r.status, r.detail()), (404, "Process not found".to_owned()));
     let r = s
         .call(
             "GET",
@@ -214,7 +193,7 @@ async fn docker_app_lifecycle_through_the_api() {
         )
         .await;
     assert_eq!(r.status, 200);
-    assert!(resources(&r).is_empty());
+    assert!(r.resources().is_empty());
     let r = s
         .call(
             "GET",
@@ -223,7 +202,7 @@ async fn docker_app_lifecycle_through_the_api() {
             None,
         )
         .await;
-    assert!(resources(&r).is_empty(), "a stopped app shows no instances");
+    assert!(r.resources().is_empty(), "a stopped app shows no instances");
 
     // Stage, assign the droplet, restart (cf-cli-wire §4.4).
     let droplet = stage_docker(&s, &admin, &app, "nginx:1.27").await;
@@ -291,7 +270,7 @@ async fn docker_app_lifecycle_through_the_api() {
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    assert!(resources(&r).is_empty());
+    assert!(r.resources().is_empty());
 
     // cf scale -i 2: answers the process, then two instances run; cf apps embeds them.
     let r = s
@@ -325,7 +304,7 @@ async fn docker_app_lifecycle_through_the_api() {
             None,
         )
         .await;
-    let embedded = resources(&r)[0]["process_instances"].as_array().unwrap().clone();
+    let embedded = r.resources()[0]["process_instances"].as_array().unwrap().clone();
     assert_eq!(embedded.len(), 2, "{embedded:?}");
     assert!(
         embedded
@@ -407,7 +386,7 @@ async fn docker_app_lifecycle_through_the_api() {
     let r = s
         .call("GET", &format!("/v3/apps/{app}/features"), Some(&admin), None)
         .await;
-    assert_eq!(resources(&r).len(), 2);
+    assert_eq!(r.resources().len(), 2);
     let r = s
         .call(
             "PATCH",
@@ -444,7 +423,7 @@ async fn docker_app_lifecycle_through_the_api() {
         )
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let deployment = guid(&r);
+    let deployment = r.guid();
     assert_eq!(r.body["droplet"]["guid"], droplet);
     assert_eq!(r.body["relationships"]["app"]["data"]["guid"], app);
     let done = eventually("the deployment to finish", Duration::from_secs(60), || async {
@@ -469,7 +448,7 @@ async fn docker_app_lifecycle_through_the_api() {
             None,
         )
         .await;
-    assert_eq!(resources(&r).len(), 1);
+    assert_eq!(r.resources().len(), 1);
     let r = s
         .call(
             "POST",
@@ -499,7 +478,7 @@ async fn docker_app_lifecycle_through_the_api() {
             None,
         )
         .await;
-    assert_eq!((r.status, detail(&r)), (404, "Instance not found".to_owned()));
+    assert_eq!((r.status, r.detail()), (404, "Instance not found".to_owned()));
     let after = wait_running(&s, &admin, &process, 2).await;
     assert_ne!(
         (
@@ -531,7 +510,7 @@ async fn docker_app_lifecycle_through_the_api() {
             None,
         )
         .await;
-    assert!(resources(&r).is_empty());
+    assert!(r.resources().is_empty());
 
     // cf delete: a job, then the app is gone and its name is free again.
     let r = s
@@ -543,7 +522,7 @@ async fn docker_app_lifecycle_through_the_api() {
     let r = s
         .call("GET", &format!("/v3/apps/{app}"), Some(&admin), None)
         .await;
-    assert_eq!((r.status, detail(&r)), (404, "App not found".to_owned()));
+    assert_eq!((r.status, r.detail()), (404, "App not found".to_owned()));
     let r = create_app(&s, &admin, &space, "web-app").await;
     assert_eq!(r.status, 201, "the name is free after delete: {:?}", r.body);
 }
@@ -562,16 +541,16 @@ async fn app_names_visibility_and_errors() {
     assert_eq!(created, 1, "{results:?}");
     for r in results.iter().filter(|r| r.status != 201) {
         assert_eq!(
-            (r.status, detail(r)),
+            (r.status, r.detail()),
             (422, "App with the name 'race' already exists.".to_owned())
         );
     }
     let r = create_app(&s, &admin, &space, "RACE").await;
     assert_eq!(r.status, 422, "names compare case-insensitively");
-    let race = guid(results.iter().find(|r| r.status == 201).unwrap());
+    let race = results.iter().find(|r| r.status == 201).unwrap().guid();
 
     // Rename: the new name is claimed, the old one freed.
-    let other = guid(&create_app(&s, &admin, &space, "other").await);
+    let other = create_app(&s, &admin, &space, "other").await.guid();
     let r = s
         .call(
             "PATCH",
@@ -581,7 +560,7 @@ async fn app_names_visibility_and_errors() {
         )
         .await;
     assert_eq!(
-        (r.status, detail(&r)),
+        (r.status, r.detail()),
         (422, "App with the name 'race' already exists.".to_owned())
     );
     let r = s
@@ -612,7 +591,7 @@ async fn app_names_visibility_and_errors() {
         )
         .await;
     assert_eq!(
-        (r.status, detail(&r)),
+        (r.status, r.detail()),
         (
             422,
             "Invalid space. Ensure that the space exists and you have access to it.".to_owned()
@@ -646,11 +625,11 @@ async fn app_names_visibility_and_errors() {
     let r = s
         .call("GET", &format!("/v3/apps/{other}"), Some(&bob), None)
         .await;
-    assert_eq!((r.status, detail(&r)), (404, "App not found".to_owned()));
+    assert_eq!((r.status, r.detail()), (404, "App not found".to_owned()));
     let r = s.call("GET", "/v3/apps", Some(&bob), None).await;
-    assert!(resources(&r).is_empty());
+    assert!(r.resources().is_empty());
     let r = s.call("GET", "/v3/processes", Some(&bob), None).await;
-    assert!(resources(&r).is_empty());
+    assert!(r.resources().is_empty());
     let r = create_app(&s, &bob, &space, "bobs").await;
     assert_eq!(r.status, 422, "{:?}", r.body);
 
@@ -672,7 +651,7 @@ async fn app_names_visibility_and_errors() {
     let alice = CfStack::token("alice");
     let mine = eventually("alice may create apps", Duration::from_secs(30), || async {
         let r = create_app(&s, &alice, &space, "alices").await;
-        (r.status == 201).then(|| guid(&r))
+        (r.status == 201).then(|| r.guid())
     })
     .await;
     let r = s

@@ -18,34 +18,6 @@ use kubefoundry_e2e::{
 };
 use serde_json::{Value, json};
 
-fn guid(r: &Resp) -> String {
-    r.body["guid"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no guid in {:?}", r.body))
-        .to_owned()
-}
-
-fn detail(r: &Resp) -> String {
-    r.body["errors"][0]["detail"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn resources(r: &Resp) -> Vec<Value> {
-    r.body["resources"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no resources in {:?}", r.body))
-        .clone()
-}
-
-fn guids(r: &Resp) -> Vec<String> {
-    resources(r)
-        .iter()
-        .map(|x| x["guid"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// Grants `user` a role (the cf CLI's body: the user by username).
 async fn grant(s: &CfStack, type_: &str, user: &str, scope: &str, scope_guid: &str) {
     let r = s
@@ -103,7 +75,7 @@ async fn app(s: &CfStack, space: &str, name: &str) -> String {
         )
         .await;
     assert_eq!(r.status, 201, "create app {name}: {:?}", r.body);
-    guid(&r)
+    r.guid()
 }
 
 fn route_body(host: &str, space: &str, domain: &str) -> Value {
@@ -128,7 +100,7 @@ async fn domain_by_name(s: &CfStack, token: &str, name: &str) -> Value {
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    resources(&r).pop().unwrap_or_else(|| panic!("no domain {name}"))
+    r.resources().pop().unwrap_or_else(|| panic!("no domain {name}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -154,7 +126,7 @@ async fn cf_cli_route_and_domain_sequences() {
             None,
         )
         .await;
-    assert_eq!(guids(&r), vec![dg.clone()]);
+    assert_eq!(r.guids(), vec![dg.clone()]);
     let r = s
         .call(
             "GET",
@@ -168,7 +140,7 @@ async fn cf_cli_route_and_domain_sequences() {
     // cf create-route apps.example.com --hostname myapp (twice: the second is CC's 422).
     let r = allowed(&s, "POST", "/v3/routes", &alice, route_body("myapp", &space, &dg)).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let route = guid(&r);
+    let route = r.guid();
     assert_eq!(r.body["url"], "myapp.apps.example.com");
     assert_eq!(r.body["port"], Value::Null);
     assert_eq!(r.body["protocol"], "http");
@@ -183,7 +155,7 @@ async fn cf_cli_route_and_domain_sequences() {
         )
         .await;
     assert_eq!(
-        (r.status, detail(&r)),
+        (r.status, r.detail()),
         (
             422,
             "Route already exists with host 'myapp' for domain 'apps.example.com'.".to_owned()
@@ -202,7 +174,7 @@ async fn cf_cli_route_and_domain_sequences() {
     // cf map-route web apps.example.com --hostname myapp: the lookup with empty `paths=`.
     let lookup = format!("/v3/routes?domain_guids={dg}&hosts=myapp&page=1&per_page=1&paths=");
     let r = s.call("GET", &lookup, Some(&alice), None).await;
-    assert_eq!(guids(&r), vec![route.clone()]);
+    assert_eq!(r.guids(), vec![route.clone()]);
     let r = s
         .call(
             "GET",
@@ -211,7 +183,7 @@ async fn cf_cli_route_and_domain_sequences() {
             None,
         )
         .await;
-    assert!(guids(&r).is_empty());
+    assert!(r.guids().is_empty());
     let map = json!({"destinations": [{"app": {"guid": web}}]});
     let path = format!("/v3/routes/{route}/destinations");
     let r = s.call("POST", &path, Some(&alice), Some(map.clone())).await;
@@ -256,7 +228,7 @@ async fn cf_cli_route_and_domain_sequences() {
         )
         .await;
     assert_eq!(r.status, 422, "{:?}", r.body);
-    assert!(detail(&r).contains("cannot split traffic"), "{}", detail(&r));
+    assert!(r.detail().contains("cannot split traffic"), "{}", r.detail());
     let r = s
         .call(
             "PATCH",
@@ -269,13 +241,13 @@ async fn cf_cli_route_and_domain_sequences() {
         )
         .await;
     assert_eq!(r.status, 422);
-    assert!(detail(&r).contains("unequal weights"), "{}", detail(&r));
+    assert!(r.detail().contains("unequal weights"), "{}", r.detail());
 
     // The app's routes, and `cf routes` with its follow-up requests.
     let r = s
         .call("GET", &format!("/v3/apps/{web}/routes"), Some(&alice), None)
         .await;
-    assert_eq!(guids(&r), vec![route.clone()]);
+    assert_eq!(r.guids(), vec![route.clone()]);
     let r = s
         .call(
             "GET",
@@ -284,7 +256,7 @@ async fn cf_cli_route_and_domain_sequences() {
             None,
         )
         .await;
-    assert_eq!(guids(&r), vec![route.clone()]);
+    assert_eq!(r.guids(), vec![route.clone()]);
     assert_eq!(r.body["included"]["domains"][0]["name"], DEFAULT_DOMAIN);
     assert_eq!(r.body["included"]["spaces"][0]["guid"], json!(space));
     assert_eq!(r.body["included"]["organizations"][0]["guid"], json!(org));
@@ -348,7 +320,7 @@ async fn cf_cli_route_and_domain_sequences() {
     let r = s
         .call("GET", &format!("/v3/routes/{route}"), Some(&alice), None)
         .await;
-    assert_eq!((r.status, detail(&r)), (404, "Route not found".to_owned()));
+    assert_eq!((r.status, r.detail()), (404, "Route not found".to_owned()));
     // …and its address is free again.
     let r = s
         .call(
@@ -359,7 +331,7 @@ async fn cf_cli_route_and_domain_sequences() {
         )
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let again = guid(&r);
+    let again = r.guid();
     let r = s
         .call("DELETE", &format!("/v3/routes/{again}"), Some(&alice), None)
         .await;
@@ -380,7 +352,7 @@ async fn cf_cli_route_and_domain_sequences() {
     let mut body = route_body("x", &space, &dg);
     body["path"] = json!("nope");
     let r = s.call("POST", "/v3/routes", Some(&alice), Some(body)).await;
-    assert_eq!((r.status, detail(&r)), (422, "Path must begin with /".to_owned()));
+    assert_eq!((r.status, r.detail()), (422, "Path must begin with /".to_owned()));
     let r = s
         .call(
             "POST",
@@ -409,7 +381,7 @@ async fn cf_cli_route_and_domain_sequences() {
         .call("POST", "/v3/domains", Some(&admin), Some(private.clone()))
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let pd = guid(&r);
+    let pd = r.guid();
     assert_eq!(r.body["name"], "private.example.org");
     assert_eq!(
         r.body["relationships"]["organization"]["data"]["guid"],
@@ -417,7 +389,7 @@ async fn cf_cli_route_and_domain_sequences() {
     );
     let r = s.call("POST", "/v3/domains", Some(&admin), Some(private)).await;
     assert_eq!(
-        (r.status, detail(&r)),
+        (r.status, r.detail()),
         (
             422,
             "The domain name \"private.example.org\" is already in use".to_owned()
@@ -426,20 +398,20 @@ async fn cf_cli_route_and_domain_sequences() {
     let r = s
         .call("GET", "/v3/domains?order_by=name", Some(&alice), None)
         .await;
-    assert_eq!(guids(&r), vec![dg.clone(), pd.clone()]);
+    assert_eq!(r.guids(), vec![dg.clone(), pd.clone()]);
     let bob = CfStack::token("bob");
     let r = s.call("GET", "/v3/domains", Some(&bob), None).await;
-    assert_eq!(guids(&r), vec![dg.clone()], "bob sees only the shared domain");
+    assert_eq!(r.guids(), vec![dg.clone()], "bob sees only the shared domain");
     let r = s
         .call("GET", &format!("/v3/domains/{pd}"), Some(&bob), None)
         .await;
-    assert_eq!((r.status, detail(&r)), (404, "Domain not found".to_owned()));
+    assert_eq!((r.status, r.detail()), (404, "Domain not found".to_owned()));
     let mut bare = route_body("", &space, &pd);
     bare["path"] = json!("/api");
     let r = s.call("POST", "/v3/routes", Some(&alice), Some(bare)).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     assert_eq!(r.body["url"], "private.example.org/api");
-    let on_private = guid(&r);
+    let on_private = r.guid();
     let r = s
         .call("DELETE", &format!("/v3/domains/{pd}"), Some(&admin), None)
         .await;
@@ -466,7 +438,7 @@ async fn cf_cli_route_and_domain_sequences() {
         .call("DELETE", &format!("/v3/domains/{pd}"), Some(&admin), None)
         .await;
     assert_eq!(
-        detail(&r),
+        r.detail(),
         "This domain is shared with other organizations. Unshare before deleting."
     );
     let r = s
@@ -523,11 +495,11 @@ async fn concurrent_route_creates_make_one_route() {
         created,
         1,
         "{:?}",
-        results.iter().map(|r| (r.status, detail(r))).collect::<Vec<_>>()
+        results.iter().map(|r| (r.status, r.detail())).collect::<Vec<_>>()
     );
     for r in results.iter().filter(|r| r.status != 201) {
         assert_eq!(r.status, 422);
-        assert!(detail(r).contains("Route already exists"), "{}", detail(r));
+        assert!(r.detail().contains("Route already exists"), "{}", r.detail());
     }
     let r = s
         .call(
@@ -537,7 +509,7 @@ async fn concurrent_route_creates_make_one_route() {
             None,
         )
         .await;
-    assert_eq!(resources(&r).len(), 1);
+    assert_eq!(r.resources().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -558,14 +530,14 @@ async fn cf_cli_service_sequences() {
     });
     let r = allowed(&s, "POST", "/v3/service_instances", &alice, cups.clone()).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let si = guid(&r);
+    let si = r.guid();
     assert_eq!(r.body["type"], "user-provided");
     assert_eq!(r.body["last_operation"]["state"], "succeeded");
     let r = s
         .call("POST", "/v3/service_instances", Some(&alice), Some(cups))
         .await;
     assert_eq!(
-        (r.status, detail(&r)),
+        (r.status, r.detail()),
         (422, "The service instance name is taken: db.".to_owned())
     );
     let r = s
@@ -584,7 +556,7 @@ async fn cf_cli_service_sequences() {
         )
         .await;
     assert_eq!(r.status, 422);
-    assert!(detail(&r).contains("only user-provided"), "{}", detail(&r));
+    assert!(r.detail().contains("only user-provided"), "{}", r.detail());
     let r = s
         .call(
             "GET",
@@ -607,7 +579,7 @@ async fn cf_cli_service_sequences() {
             None,
         )
         .await;
-    assert_eq!(guids(&r), vec![si.clone()]);
+    assert_eq!(r.guids(), vec![si.clone()]);
     let r = s
         .call(
             "GET",
@@ -616,7 +588,7 @@ async fn cf_cli_service_sequences() {
             None,
         )
         .await;
-    assert_eq!(guids(&r), vec![web.clone()]);
+    assert_eq!(r.guids(), vec![web.clone()]);
     let bind = json!({
         "type": "app",
         "relationships": {
@@ -634,7 +606,7 @@ async fn cf_cli_service_sequences() {
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     assert!(r.location().is_none(), "synchronous: nothing to poll");
-    let binding = guid(&r);
+    let binding = r.guid();
     assert_eq!(r.body["relationships"]["app"]["data"]["guid"], json!(web));
     let r = s
         .call(
@@ -646,9 +618,10 @@ async fn cf_cli_service_sequences() {
         .await;
     assert_eq!(r.status, 422);
     assert!(
-        detail(&r).starts_with("The app is already bound to the service instance"),
+        r.detail()
+            .starts_with("The app is already bound to the service instance"),
         "{}",
-        detail(&r)
+        r.detail()
     );
     let mut key = bind.clone();
     key["type"] = json!("key");
@@ -685,12 +658,12 @@ async fn cf_cli_service_sequences() {
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    assert_eq!(guids(&r), vec![si.clone()]);
+    assert_eq!(r.guids(), vec![si.clone()]);
     assert_eq!(
         r.body["included"],
         json!({"service_plans": [], "service_offerings": [], "service_brokers": []})
     );
-    let op = &resources(&r)[0]["last_operation"];
+    let op = &r.resources()[0]["last_operation"];
     assert_eq!(
         (op["type"].as_str(), op["state"].as_str()),
         (Some("create"), Some("succeeded"))
@@ -703,7 +676,7 @@ async fn cf_cli_service_sequences() {
             None,
         )
         .await;
-    assert_eq!(guids(&r), vec![binding.clone()]);
+    assert_eq!(r.guids(), vec![binding.clone()]);
     assert_eq!(r.body["included"]["apps"][0]["guid"], json!(web));
     let r = s
         .call(
@@ -803,7 +776,7 @@ async fn cf_cli_service_sequences() {
         .call("GET", &format!("/v3/service_instances/{si}"), Some(&alice), None)
         .await;
     assert_eq!(
-        (r.status, detail(&r)),
+        (r.status, r.detail()),
         (404, "Service instance not found".to_owned())
     );
     let r = s
@@ -814,7 +787,7 @@ async fn cf_cli_service_sequences() {
             None,
         )
         .await;
-    assert!(guids(&r).is_empty(), "the instance's bindings went with it");
+    assert!(r.guids().is_empty(), "the instance's bindings went with it");
     let r = s
         .call(
             "POST",
@@ -850,7 +823,7 @@ async fn a_developer_of_another_space_sees_nothing() {
         )
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let b = guid(&r);
+    let b = r.guid();
     s.wait_namespace(&b).await;
     developer(&s, "alice", &org, &a).await;
     developer(&s, "dave", &org, &b).await;
@@ -862,7 +835,7 @@ async fn a_developer_of_another_space_sees_nothing() {
         .to_owned();
     let r = allowed(&s, "POST", "/v3/routes", &alice, route_body("secret", &a, &dg)).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let route = guid(&r);
+    let route = r.guid();
     let r = s
         .call(
             "POST",
@@ -881,7 +854,7 @@ async fn a_developer_of_another_space_sees_nothing() {
     )
     .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let si = guid(&r);
+    let si = r.guid();
 
     for path in [
         format!("/v3/routes/{route}"),
@@ -896,14 +869,14 @@ async fn a_developer_of_another_space_sees_nothing() {
     let r = s
         .call("GET", &format!("/v3/routes/{route}"), Some(&dave), None)
         .await;
-    assert_eq!(detail(&r), "Route not found");
+    assert_eq!(r.detail(), "Route not found");
     for path in [
         "/v3/routes",
         "/v3/service_instances",
         "/v3/service_credential_bindings",
     ] {
         let r = s.call("GET", path, Some(&dave), None).await;
-        assert!(guids(&r).is_empty(), "{path}: {:?}", r.body);
+        assert!(r.guids().is_empty(), "{path}: {:?}", r.body);
     }
     let r = s
         .call("DELETE", &format!("/v3/routes/{route}"), Some(&dave), None)
@@ -928,7 +901,7 @@ async fn a_developer_of_another_space_sees_nothing() {
         )
         .await;
     assert_eq!(
-        (r.status, detail(&r)),
+        (r.status, r.detail()),
         (
             422,
             "Invalid space. Ensure that the space exists and you have access to it.".to_owned()
@@ -957,7 +930,7 @@ async fn a_developer_of_another_space_sees_nothing() {
         )
         .await;
     assert_eq!(
-        (r.status, detail(&r)),
+        (r.status, r.detail()),
         (
             422,
             "Routes cannot be mapped to destinations in different spaces.".to_owned()

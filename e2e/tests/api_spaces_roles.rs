@@ -9,36 +9,6 @@
 use kubefoundry_e2e::cf::{CfStack, Resp};
 use serde_json::{Value, json};
 
-fn guid(r: &Resp) -> String {
-    r.body["guid"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no guid in {:?}", r.body))
-        .to_owned()
-}
-
-fn detail(r: &Resp) -> String {
-    r.body["errors"][0]["detail"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn title(r: &Resp) -> String {
-    r.body["errors"][0]["title"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn guids(r: &Resp) -> Vec<String> {
-    r.body["resources"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no resources in {:?}", r.body))
-        .iter()
-        .map(|x| x["guid"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// The cf CLI's role body: the user by username (Kubernetes mode sends no origin).
 fn role_body(type_: &str, user: &str, scope: &str, scope_guid: &str) -> Value {
     json!({
@@ -52,7 +22,7 @@ fn role_body(type_: &str, user: &str, scope: &str, scope_guid: &str) -> Value {
 
 /// Matches the cf CLI's `RoleAlreadyExistsError` regex `User '.*' already has '.*' role.*`.
 fn is_role_exists(r: &Resp) -> bool {
-    let d = detail(r);
+    let d = r.detail();
     r.status == 422 && d.starts_with("User '") && d.contains("' already has '") && d.contains("' role")
 }
 
@@ -66,7 +36,7 @@ async fn create_org(s: &CfStack, token: &str, name: &str) -> String {
         )
         .await;
     assert_eq!(r.status, 201, "create org {name}: {:?}", r.body);
-    guid(&r)
+    r.guid()
 }
 
 async fn create_space(s: &CfStack, token: &str, name: &str, org: &str) -> Resp {
@@ -111,7 +81,7 @@ async fn cf_cli_org_space_and_role_sequences() {
         )
         .await;
     assert_eq!(
-        (again.status, detail(&again)),
+        (again.status, again.detail()),
         (422, "Organization 'o1' already exists.".to_owned())
     );
 
@@ -124,10 +94,10 @@ async fn cf_cli_org_space_and_role_sequences() {
             None,
         )
         .await;
-    assert_eq!(guids(&found), vec![org.clone()]);
+    assert_eq!(found.guids(), vec![org.clone()]);
     let r = create_space(&s, &admin, "s1", &org).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let space = guid(&r);
+    let space = r.guid();
     assert_eq!(r.body["name"], "s1");
     assert_eq!(r.body["relationships"]["organization"]["data"]["guid"], org);
     assert_eq!(
@@ -151,7 +121,7 @@ async fn cf_cli_org_space_and_role_sequences() {
     let r = grant(&s, &admin, "organization_user", &me, "organization", &org).await;
     assert!(is_role_exists(&r), "{:?}", r.body);
     assert_eq!(
-        detail(&r),
+        r.detail(),
         format!("User '{me}' already has 'organization_user' role in organization 'o1'.")
     );
     let r = grant(&s, &admin, "space_developer", &me, "space", &space).await;
@@ -161,7 +131,7 @@ async fn cf_cli_org_space_and_role_sequences() {
     let r = create_space(&s, &admin, "s1", &org).await;
     assert_eq!(r.status, 422);
     assert!(
-        detail(&r).contains("Name must be unique per organization"),
+        r.detail().contains("Name must be unique per organization"),
         "{:?}",
         r.body
     );
@@ -175,7 +145,7 @@ async fn cf_cli_org_space_and_role_sequences() {
             None,
         )
         .await;
-    assert_eq!(guids(&r), vec![space.clone()]);
+    assert_eq!(r.guids(), vec![space.clone()]);
     for round in 0..2 {
         let r = grant(&s, &admin, "organization_user", "alice", "organization", &org).await;
         assert_eq!(r.status == 201, round == 0, "{:?}", r.body);
@@ -185,7 +155,7 @@ async fn cf_cli_org_space_and_role_sequences() {
         assert!(round == 0 || is_role_exists(&r));
         if round == 1 {
             assert_eq!(
-                detail(&r),
+                r.detail(),
                 "User 'alice' already has 'space_developer' role in space 's1'."
             );
         }
@@ -195,7 +165,7 @@ async fn cf_cli_org_space_and_role_sequences() {
     let r = grant(&s, &admin, "space_auditor", "bob", "space", &space).await;
     assert_eq!(r.status, 422);
     assert_eq!(
-        detail(&r),
+        r.detail(),
         "Users cannot be assigned roles in a space if they do not have a role in that space's organization."
     );
 
@@ -204,7 +174,7 @@ async fn cf_cli_org_space_and_role_sequences() {
     let r = s
         .call("GET", "/v3/organizations?order_by=name", Some(&alice), None)
         .await;
-    assert_eq!(guids(&r), vec![org.clone()]);
+    assert_eq!(r.guids(), vec![org.clone()]);
     let r = s
         .call(
             "GET",
@@ -213,7 +183,7 @@ async fn cf_cli_org_space_and_role_sequences() {
             None,
         )
         .await;
-    assert_eq!(guids(&r), vec![space.clone()]);
+    assert_eq!(r.guids(), vec![space.clone()]);
     assert_eq!(r.body["included"]["organizations"][0]["guid"], org);
     let r = s
         .call(
@@ -233,7 +203,7 @@ async fn cf_cli_org_space_and_role_sequences() {
             None,
         )
         .await;
-    assert_eq!((r.status, title(&r)), (400, "CF-BadQueryParameter".to_owned()));
+    assert_eq!((r.status, r.title()), (400, "CF-BadQueryParameter".to_owned()));
     let r = s
         .call(
             "GET",
@@ -269,7 +239,7 @@ async fn cf_cli_org_space_and_role_sequences() {
     let r = s
         .call("GET", "/v3/users?order_by=created_at", Some(&alice), None)
         .await;
-    let names = guids(&r);
+    let names = r.guids();
     assert!(
         names.contains(&"alice".to_owned()) && names.contains(&me),
         "{names:?}"
@@ -277,10 +247,10 @@ async fn cf_cli_org_space_and_role_sequences() {
     let r = s
         .call("GET", "/v3/users?usernames=alice", Some(&alice), None)
         .await;
-    assert_eq!(guids(&r), vec!["alice".to_owned()]);
+    assert_eq!(r.guids(), vec!["alice".to_owned()]);
     assert_eq!(r.body["resources"][0]["origin"], "");
     let r = s.call("GET", "/v3/users/nobody", Some(&alice), None).await;
-    assert_eq!((r.status, detail(&r)), (404, "User not found".to_owned()));
+    assert_eq!((r.status, r.detail()), (404, "User not found".to_owned()));
     let r = s
         .call("GET", "/v3/users/erin", Some(&CfStack::token("erin")), None)
         .await;
@@ -318,7 +288,7 @@ async fn cf_cli_org_space_and_role_sequences() {
             None,
         )
         .await;
-    assert_eq!((r.status, detail(&r)), (404, "Feature not found".to_owned()));
+    assert_eq!((r.status, r.detail()), (404, "Feature not found".to_owned()));
 
     // Rename claims the new name and releases the old one.
     let other = create_space(&s, &admin, "s2", &org).await;
@@ -346,7 +316,7 @@ async fn cf_cli_org_space_and_role_sequences() {
     let r = s
         .call("GET", "/v3/spaces?label_selector=tier%3Dgold", Some(&alice), None)
         .await;
-    assert_eq!(guids(&r), vec![space.clone()]);
+    assert_eq!(r.guids(), vec![space.clone()]);
     let r = create_space(&s, &admin, "s1", &org).await;
     assert_eq!(r.status, 201, "the old name is free again: {:?}", r.body);
 
@@ -359,7 +329,7 @@ async fn cf_cli_org_space_and_role_sequences() {
             None,
         )
         .await;
-    let role = guids(&r).pop().unwrap();
+    let role = r.guids().pop().unwrap();
     let r = s
         .call(
             "GET",
@@ -381,7 +351,7 @@ async fn cf_cli_org_space_and_role_sequences() {
     let r = s
         .call("GET", &format!("/v3/roles/{role}"), Some(&admin), None)
         .await;
-    assert_eq!((r.status, detail(&r)), (404, "Role not found".to_owned()));
+    assert_eq!((r.status, r.detail()), (404, "Role not found".to_owned()));
 
     let r = s.call("DELETE", "/v3/users/alice", Some(&admin), None).await;
     assert_eq!(r.status, 202, "{:?}", r.body);
@@ -390,9 +360,9 @@ async fn cf_cli_org_space_and_role_sequences() {
     let r = s
         .call("GET", "/v3/roles?user_guids=alice", Some(&admin), None)
         .await;
-    assert!(guids(&r).is_empty(), "{:?}", r.body);
+    assert!(r.guids().is_empty(), "{:?}", r.body);
     let r = s.call("GET", "/v3/spaces", Some(&alice), None).await;
-    assert!(guids(&r).is_empty());
+    assert!(r.guids().is_empty());
 
     let r = s
         .call("DELETE", &format!("/v3/spaces/{space}"), Some(&admin), None)
@@ -406,7 +376,7 @@ async fn cf_cli_org_space_and_role_sequences() {
     let r = s
         .call("GET", &format!("/v3/spaces/{space}"), Some(&admin), None)
         .await;
-    assert_eq!((r.status, detail(&r)), (404, "Space not found".to_owned()));
+    assert_eq!((r.status, r.detail()), (404, "Space not found".to_owned()));
 }
 
 /// Who sees and may change what: a space developer sees only their space; an org auditor
@@ -419,8 +389,8 @@ async fn authorization_matrix() {
     let [alice, bob, carol, dave] = ["alice", "bob", "carol", "dave"].map(CfStack::token);
     let org = create_org(&s, &admin, "org").await;
     let elsewhere = create_org(&s, &admin, "elsewhere").await;
-    let a = guid(&create_space(&s, &admin, "a", &org).await);
-    let b = guid(&create_space(&s, &admin, "b", &org).await);
+    let a = create_space(&s, &admin, "a", &org).await.guid();
+    let b = create_space(&s, &admin, "b", &org).await.guid();
 
     // alice: space developer in A; dave: space developer in B.
     for (user, space) in [("alice", &a), ("dave", &b)] {
@@ -437,15 +407,15 @@ async fn authorization_matrix() {
             None,
         )
         .await;
-    let dave_in_b = guids(&dave_in_b).pop().unwrap();
+    let dave_in_b = dave_in_b.guids().pop().unwrap();
 
     // alice sees A and nothing of B.
     let r = s.call("GET", "/v3/spaces", Some(&alice), None).await;
-    assert_eq!(guids(&r), vec![a.clone()]);
+    assert_eq!(r.guids(), vec![a.clone()]);
     let r = s
         .call("GET", &format!("/v3/spaces/{b}"), Some(&alice), None)
         .await;
-    assert_eq!((r.status, detail(&r)), (404, "Space not found".to_owned()));
+    assert_eq!((r.status, r.detail()), (404, "Space not found".to_owned()));
     let r = s.call("GET", "/v3/roles", Some(&alice), None).await;
     assert_eq!(r.status, 200);
     for role in r.body["resources"].as_array().unwrap() {
@@ -454,11 +424,11 @@ async fn authorization_matrix() {
     let r = s
         .call("GET", &format!("/v3/roles?space_guids={b}"), Some(&alice), None)
         .await;
-    assert!(guids(&r).is_empty());
+    assert!(r.guids().is_empty());
     let r = s
         .call("GET", &format!("/v3/roles/{dave_in_b}"), Some(&alice), None)
         .await;
-    assert_eq!((r.status, detail(&r)), (404, "Role not found".to_owned()));
+    assert_eq!((r.status, r.detail()), (404, "Role not found".to_owned()));
     let r = s
         .call("GET", &format!("/v3/spaces/{b}/features"), Some(&alice), None)
         .await;
@@ -472,11 +442,11 @@ async fn authorization_matrix() {
             Some(json!({"name": "mine"})),
         )
         .await;
-    assert_eq!((r.status, title(&r)), (403, "CF-NotAuthorized".to_owned()));
+    assert_eq!((r.status, r.title()), (403, "CF-NotAuthorized".to_owned()));
     let r = grant(&s, &alice, "space_developer", "erin", "space", &a).await;
     assert_eq!(r.status, 422, "erin has no org role yet: {:?}", r.body);
     let r = grant(&s, &alice, "organization_user", "erin", "organization", &org).await;
-    assert_eq!((r.status, title(&r)), (403, "CF-NotAuthorized".to_owned()));
+    assert_eq!((r.status, r.title()), (403, "CF-NotAuthorized".to_owned()));
     let r = s
         .call("DELETE", &format!("/v3/spaces/{a}"), Some(&alice), None)
         .await;
@@ -497,7 +467,7 @@ async fn authorization_matrix() {
             Some(json!({"name": "audited"})),
         )
         .await;
-    assert_eq!((r.status, title(&r)), (403, "CF-NotAuthorized".to_owned()));
+    assert_eq!((r.status, r.title()), (403, "CF-NotAuthorized".to_owned()));
     let r = create_space(&s, &bob, "by-auditor", &org).await;
     assert_eq!(r.status, 403, "{:?}", r.body);
     let r = s.call("GET", "/v3/organizations/x", Some(&bob), None).await;
@@ -509,7 +479,7 @@ async fn authorization_matrix() {
     assert_eq!(r.status, 201, "{:?}", r.body);
     let r = create_space(&s, &carol, "c", &org).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let c = guid(&r);
+    let c = r.guid();
     let r = grant(&s, &carol, "organization_user", "carol", "organization", &org).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let r = grant(&s, &carol, "space_manager", "carol", "space", &c).await;
@@ -521,7 +491,7 @@ async fn authorization_matrix() {
     let r = create_space(&s, &carol, "c", &elsewhere).await;
     assert_eq!(r.status, 422, "{:?}", r.body);
     assert_eq!(
-        detail(&r),
+        r.detail(),
         "Invalid organization. Ensure the organization exists and you have access to it."
     );
     // An org manager sees every space of the org, and grants roles in it.
@@ -540,7 +510,7 @@ async fn authorization_matrix() {
     let r = s
         .call("GET", "/v3/spaces?order_by=name", Some(&alice), None)
         .await;
-    assert_eq!(guids(&r), vec![a.clone(), b.clone()]);
+    assert_eq!(r.guids(), vec![a.clone(), b.clone()]);
 
     // Users: only admins create them or change their metadata.
     let r = s
@@ -562,7 +532,7 @@ async fn authorization_matrix() {
         .call("POST", "/v3/users", Some(&admin), Some(json!({"guid": "alice"})))
         .await;
     assert_eq!(
-        (r.status, detail(&r)),
+        (r.status, r.detail()),
         (422, "User with guid 'alice' already exists.".to_owned())
     );
     let r = s
@@ -609,7 +579,7 @@ async fn bad_input_and_races() {
             b"{not json".to_vec(),
         )
         .await;
-    assert_eq!((r.status, title(&r)), (400, "CF-MessageParseError".to_owned()));
+    assert_eq!((r.status, r.title()), (400, "CF-MessageParseError".to_owned()));
     let r = s
         .call(
             "POST",
@@ -619,7 +589,7 @@ async fn bad_input_and_races() {
         )
         .await;
     assert_eq!(r.status, 422);
-    assert!(detail(&r).contains("colour"), "{:?}", r.body);
+    assert!(r.detail().contains("colour"), "{:?}", r.body);
     let r = s
         .call("POST", "/v3/spaces", Some(&admin), Some(json!({"name": "x"})))
         .await;
@@ -638,7 +608,7 @@ async fn bad_input_and_races() {
     ] {
         let r = s.call("GET", path, Some(&admin), None).await;
         assert_eq!(
-            (r.status, title(&r)),
+            (r.status, r.title()),
             (400, "CF-BadQueryParameter".to_owned()),
             "{path}"
         );
@@ -684,7 +654,7 @@ async fn bad_input_and_races() {
         )
         .await;
     assert_eq!(r.status, 422);
-    assert!(detail(&r).starts_with("Invalid organization."), "{:?}", r.body);
+    assert!(r.detail().starts_with("Invalid organization."), "{:?}", r.body);
     let r = s
         .call(
             "PATCH",
@@ -693,7 +663,7 @@ async fn bad_input_and_races() {
             Some(json!({"name": "y"})),
         )
         .await;
-    assert_eq!((r.status, detail(&r)), (404, "Space not found".to_owned()));
+    assert_eq!((r.status, r.detail()), (404, "Space not found".to_owned()));
 
     // Concurrent creates of one space name: exactly one 201.
     let results =
@@ -707,7 +677,7 @@ async fn bad_input_and_races() {
     );
     for r in results.iter().filter(|r| r.status != 201) {
         assert_eq!(r.status, 422);
-        assert!(detail(r).contains("Name must be unique per organization"));
+        assert!(r.detail().contains("Name must be unique per organization"));
     }
     let r = s
         .call(
@@ -717,7 +687,7 @@ async fn bad_input_and_races() {
             None,
         )
         .await;
-    assert_eq!(guids(&r).len(), 1);
+    assert_eq!(r.guids().len(), 1);
 
     // Concurrent grants of one role: exactly one 201, the rest "already has".
     let results = futures::future::join_all(
@@ -734,5 +704,5 @@ async fn bad_input_and_races() {
             None,
         )
         .await;
-    assert_eq!(guids(&r).len(), 1);
+    assert_eq!(r.guids().len(), 1);
 }
