@@ -29,47 +29,13 @@ use kubefoundry::crd::{
 };
 use serde_json::json;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Result<T, E = BoxError> = std::result::Result<T, E>;
+mod common;
+
+use common::{BoxError, Result, create_all, env_usize, rss_kib};
 /// The URL of the i-th request of a measured case.
 type UrlOf<'a> = Box<dyn Fn(usize) -> String + 'a>;
 type HttpClient =
     hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .filter(|v| *v > 0)
-        .unwrap_or(default)
-}
-
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-async fn create_all<K>(api_of: impl Fn(&K) -> Api<K>, objects: Vec<K>, concurrency: usize) -> Result<()>
-where
-    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    futures::stream::iter(objects.into_iter().map(|o| {
-        let api = api_of(&o);
-        async move { api.create(&PostParams::default(), &o).await.map(|_| ()) }
-    }))
-    .buffer_unordered(concurrency)
-    .try_collect::<Vec<()>>()
-    .await?;
-    Ok(())
-}
 
 fn meta(name: &str, namespace: &str) -> ObjectMeta {
     ObjectMeta {
@@ -387,22 +353,5 @@ async fn run() -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("benchmark failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::main(run())
 }

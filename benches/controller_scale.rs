@@ -14,7 +14,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::{
     api::core::v1::Namespace, apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
@@ -25,16 +24,9 @@ use kube::{
 use kubefoundry::crd::{CFApp, CFDroplet, CFOrg, CFOrgSpec, CFSpace, CFSpaceSpec};
 use serde_json::json;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Result<T, E = BoxError> = std::result::Result<T, E>;
+mod common;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .filter(|v| *v > 0)
-        .unwrap_or(default)
-}
+use common::{Result, env_usize, rss_kib};
 
 /// Requests the benchmark itself makes, so the controller's share can be told apart.
 static OWN_REQUESTS: AtomicU64 = AtomicU64::new(0);
@@ -43,31 +35,13 @@ fn own(n: u64) {
     OWN_REQUESTS.fetch_add(n, Ordering::Relaxed);
 }
 
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
+/// Creates `objects`, counting them as the benchmark's own requests.
 async fn create_all<K>(api_of: impl Fn(&K) -> Api<K>, objects: Vec<K>, concurrency: usize) -> Result<()>
 where
     K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let n = objects.len() as u64;
-    futures::stream::iter(objects.into_iter().map(|o| {
-        let api = api_of(&o);
-        async move { api.create(&PostParams::default(), &o).await.map(|_| ()) }
-    }))
-    .buffer_unordered(concurrency)
-    .try_collect::<Vec<()>>()
-    .await?;
+    common::create_all(api_of, objects, concurrency).await?;
     own(n);
     Ok(())
 }
@@ -347,22 +321,5 @@ async fn run() -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("benchmark failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::main(run())
 }
