@@ -311,10 +311,10 @@ async fn concurrent_creates_of_one_name_yield_exactly_one_org() {
     assert_eq!(names.trim(), "race");
 }
 
-/// Every answer carries a request id: the caller's own, or a fresh one (it is what the logs of
-/// a 5xx are found by); a request that outlives the deadline gets a CF error, not a hang.
+/// Every answer of the whole router carries a request id: the caller's own, or a fresh one (it is
+/// what the logs of a 5xx are found by). The deadline is tested in `api::request`'s unit test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn request_ids_and_deadlines() {
+async fn request_ids() {
     let (tc, state) = setup().await;
     let send = |id: Option<&str>| {
         let mut req = Request::builder().uri("/v3/organizations");
@@ -329,29 +329,4 @@ async fn request_ids_and_deadlines() {
     let fresh = send(None).await.unwrap();
     let id = fresh.headers()["x-vcap-request-id"].to_str().unwrap().to_owned();
     assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
-
-    let hurried = api::state(
-        tc.client.clone(),
-        api::Config {
-            // Zero: the TokenReview this request needs cannot finish on the first poll.
-            request_timeout: Duration::ZERO,
-            ..state.config.clone()
-        },
-    )
-    .await;
-    let slow = api::router(hurried)
-        .oneshot(
-            Request::builder()
-                .method("DELETE")
-                .uri("/v3/organizations/does-not-matter")
-                .header("authorization", "bearer not-a-token-anyone-knows")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(slow.status().as_u16(), 503);
-    let bytes = axum::body::to_bytes(slow.into_body(), 1 << 20).await.unwrap();
-    let body: Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(body["errors"][0]["title"], "CF-ServiceUnavailable");
 }

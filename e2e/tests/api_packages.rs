@@ -447,16 +447,26 @@ async fn bits_upload_download_cap_and_failed_build() {
     })
     .await;
     assert_eq!(ready["data"]["checksum"]["type"], "sha256");
-    let status = s.tc.kubectl_ok(&[
-        "get",
-        "cfpackage",
-        &package,
-        "-n",
-        "space-1",
-        "-o",
-        "jsonpath={.status.state} {.status.size}",
-    ]);
-    assert_eq!(status.trim(), format!("READY {}", zip.len()));
+    // The API shows READY from the recorded upload at once; the controller's status follows.
+    let want = format!("READY {}", zip.len());
+    let status = eventually(
+        "the controller's status READY",
+        Duration::from_secs(20),
+        || async {
+            let status = s.tc.kubectl_ok(&[
+                "get",
+                "cfpackage",
+                &package,
+                "-n",
+                "space-1",
+                "-o",
+                "jsonpath={.status.state} {.status.size}",
+            ]);
+            (status.trim() == want).then_some(status)
+        },
+    )
+    .await;
+    assert_eq!(status.trim(), want);
 
     let r = s
         .raw(

@@ -230,6 +230,7 @@ pub async fn state(client: Client, config: Config) -> Arc<ApiState> {
 
 /// The whole façade.
 pub fn router(state: Arc<ApiState>) -> Router {
+    let deadline = state.config.request_timeout;
     Router::new()
         .route("/", get(v3::root::root))
         .route("/v3", get(v3::root::v3))
@@ -242,9 +243,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         // Cloud Controller answers a known path with an unsupported method as an unknown request.
         .method_not_allowed_fallback(|| async { CfError::UnknownRequest })
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            request::context,
-        ))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            request::context(deadline, req, next)
+        }))
         .with_state(state)
 }
