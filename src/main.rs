@@ -23,6 +23,9 @@ enum Command {
     },
     /// Print the ClusterRole of every CF role type as multi-document YAML (what the chart ships).
     Rbac,
+    /// Read a password from stdin and print its bcrypt hash, for the `passwordHash` of a user in
+    /// the issuer's users Secret.
+    HashPassword,
     /// Run the simulated Kubernetes API server (no cluster needed) until interrupted.
     Sim {
         /// Address to listen on; port 0 picks a free port.
@@ -53,7 +56,7 @@ enum Command {
         #[arg(long, env = "POD_NAME")]
         identity: Option<String>,
         /// Prefix for CF user and group names in RBAC subjects.
-        #[arg(long, default_value = "")]
+        #[arg(long, env = "KUBEFOUNDRY_USER_PREFIX", default_value = "")]
         user_prefix: String,
         /// Serve /metrics, /healthz and /readyz here.
         #[arg(long, default_value = "0.0.0.0:8080")]
@@ -64,6 +67,8 @@ enum Command {
         /// Apply the CF ClusterRoles at start-up; `false` when the Helm chart ships them.
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         manage_cluster_roles: bool,
+        #[command(flatten)]
+        app_defaults: AppDefaultsArgs,
     },
     /// Serve the CF v3 API against the cluster from KUBECONFIG (or in-cluster config).
     Api {
@@ -76,8 +81,13 @@ enum Command {
         /// The root namespace.
         #[arg(long, env = "KUBEFOUNDRY_ROOT_NAMESPACE", default_value = "cf")]
         root_namespace: String,
+        /// Where uploaded package bits are kept.
+        #[arg(long, env = "KUBEFOUNDRY_PACKAGE_DIR", value_name = "DIR")]
+        package_dir: Option<PathBuf>,
         #[command(flatten)]
         auth: Box<AuthArgs>,
+        #[command(flatten)]
+        app_defaults: AppDefaultsArgs,
     },
     /// Everything in one process with no cluster: the simulated cluster, the controller and
     /// the CF API. Prints the API URL and the kubeconfig to log in with.
@@ -98,6 +108,30 @@ enum Command {
     },
 }
 
+/// Limits of processes and tasks that set none (the controller and the API must agree).
+#[derive(clap::Args)]
+struct AppDefaultsArgs {
+    /// Memory per app instance or task, in MB.
+    #[arg(long, env = "KUBEFOUNDRY_APP_MEMORY_MB", default_value_t = 1024, value_parser = clap::value_parser!(i64).range(1..))]
+    app_memory_mb: i64,
+    /// Ephemeral disk per app instance or task, in MB.
+    #[arg(long, env = "KUBEFOUNDRY_APP_DISK_MB", default_value_t = 1024, value_parser = clap::value_parser!(i64).range(1..))]
+    app_disk_mb: i64,
+    /// Log rate limit per app instance, in bytes per second; -1 is unlimited.
+    #[arg(long, env = "KUBEFOUNDRY_APP_LOG_RATE_LIMIT", default_value_t = -1, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(-1..))]
+    app_log_rate_limit: i64,
+}
+
+impl From<AppDefaultsArgs> for kubefoundry::controller::podspec::AppDefaults {
+    fn from(a: AppDefaultsArgs) -> Self {
+        Self {
+            memory_mb: a.app_memory_mb,
+            disk_mb: a.app_disk_mb,
+            log_rate_limit: a.app_log_rate_limit,
+        }
+    }
+}
+
 /// How `kubefoundry api` authenticates callers.
 #[derive(clap::Args)]
 struct AuthArgs {
@@ -108,40 +142,44 @@ struct AuthArgs {
     #[arg(long = "auth", env = "KUBEFOUNDRY_AUTH", default_value = "kubernetes", value_parser = ["kubernetes", "issuer", "oidc"])]
     mode: String,
     /// CA bundle (PEM) client certificates must chain to; defaults to the cluster's CA.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "KUBEFOUNDRY_CLIENT_CA_FILE", value_name = "FILE")]
     client_ca_file: Option<PathBuf>,
     /// Issuer mode: the Secret (root namespace) with the users, data key `users.yaml`.
-    #[arg(long, default_value = "kubefoundry-users")]
+    #[arg(long, env = "KUBEFOUNDRY_USERS_SECRET", default_value = "kubefoundry-users")]
     users_secret: String,
     /// Issuer mode: the Secret (root namespace) holding the token signing key; created if missing.
-    #[arg(long, default_value = "kubefoundry-issuer-key")]
+    #[arg(
+        long,
+        env = "KUBEFOUNDRY_ISSUER_KEY_SECRET",
+        default_value = "kubefoundry-issuer-key"
+    )]
     issuer_key_secret: String,
     /// Issuer and oidc modes: prefix of Kubernetes user names (e.g. `cf:`).
-    #[arg(long, default_value = "")]
+    #[arg(long, env = "KUBEFOUNDRY_USER_PREFIX", default_value = "")]
     user_prefix: String,
     /// Issuer mode: the Kubernetes group CF admins are given.
-    #[arg(long, default_value = "system:masters")]
+    #[arg(long, env = "KUBEFOUNDRY_ADMIN_GROUP", default_value = "system:masters")]
     admin_group: String,
     /// OIDC mode: the issuer URL (`iss` of its tokens), e.g. `https://uaa.example.com/oauth/token`.
     #[arg(long, env = "KUBEFOUNDRY_OIDC_ISSUER_URL")]
     oidc_issuer_url: Option<String>,
     /// OIDC mode: an audience tokens must carry; empty checks none.
-    #[arg(long, default_value = "cloud_controller")]
+    #[arg(long, env = "KUBEFOUNDRY_OIDC_AUDIENCE", default_value = "cloud_controller")]
     oidc_audience: String,
     /// OIDC mode: the claim naming the user.
-    #[arg(long, default_value = "user_name")]
+    #[arg(long, env = "KUBEFOUNDRY_OIDC_USERNAME_CLAIM", default_value = "user_name")]
     oidc_username_claim: String,
     /// OIDC mode: the claim listing the user's groups.
-    #[arg(long)]
+    #[arg(long, env = "KUBEFOUNDRY_OIDC_GROUPS_CLAIM")]
     oidc_groups_claim: Option<String>,
     /// OIDC mode: where the cf CLI logs in (defaults to the issuer URL without `/oauth/token`).
-    #[arg(long)]
+    #[arg(long, env = "KUBEFOUNDRY_OIDC_LOGIN_URL")]
     oidc_login_url: Option<String>,
     /// OIDC mode: the JWKS URL (defaults to the issuer's discovery document's `jwks_uri`).
-    #[arg(long)]
+    #[arg(long, env = "KUBEFOUNDRY_OIDC_JWKS_URL")]
     oidc_jwks_url: Option<String>,
     /// OIDC mode: CA bundle (PEM) for the issuer's TLS (defaults to the system roots).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "KUBEFOUNDRY_OIDC_CA_FILE", value_name = "FILE")]
     oidc_ca_file: Option<PathBuf>,
 }
 
@@ -213,17 +251,23 @@ fn main() -> ExitCode {
             };
             runtime().and_then(|rt| rt.block_on(sim(options, kubeconfig_out)))
         }
+        Command::HashPassword => hash_password(),
         Command::Api {
             listen,
             external_url,
             root_namespace,
+            package_dir,
             auth,
+            app_defaults,
         } => {
+            let defaults = kubefoundry::api::Config::default();
             let config = kubefoundry::api::Config {
                 base_url: external_url.unwrap_or_else(|| format!("http://{listen}")),
                 root_namespace,
                 identity_ttl: std::time::Duration::from_secs(60),
-                ..kubefoundry::api::Config::default()
+                package_dir: package_dir.unwrap_or(defaults.package_dir.clone()),
+                app_defaults: app_defaults.into(),
+                ..defaults
             };
             runtime().and_then(|rt| rt.block_on(api(listen, config, *auth)))
         }
@@ -248,6 +292,7 @@ fn main() -> ExitCode {
             metrics_addr,
             ingress_class,
             manage_cluster_roles,
+            app_defaults,
         } => {
             let defaults = kubefoundry::controller::Config::default();
             let config = kubefoundry::controller::Config {
@@ -258,6 +303,7 @@ fn main() -> ExitCode {
                 metrics_addr: Some(metrics_addr),
                 ingress_class,
                 manage_cluster_roles,
+                app_defaults: app_defaults.into(),
                 ..defaults
             };
             runtime().and_then(|rt| rt.block_on(controller(config)))
@@ -281,6 +327,18 @@ fn crds(out: Option<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
         }
         None => std::io::stdout().write_all(kubefoundry::crd::all_yaml()?.as_bytes())?,
     }
+    Ok(())
+}
+
+fn hash_password() -> Result<(), Box<dyn std::error::Error>> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        return Err("no password on stdin".into());
+    }
+    let hash = kubefoundry::api::issuer::hash_password(password, kubefoundry::api::issuer::BCRYPT_COST)?;
+    println!("{hash}");
     Ok(())
 }
 

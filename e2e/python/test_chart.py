@@ -41,25 +41,25 @@ def printed_cluster_roles() -> list[dict]:
 # --- lint and render ------------------------------------------------------------------------
 
 API_OIDC = {
-    "api": {"enabled": True, "url": "https://api.example.com",
-            "auth": {"mode": "oidc", "oidc": {"issuerURL": "https://uaa.example.com/oauth/token"}},
+    "api": {"auth": {"mode": "oidc", "oidc": {"issuerURL": "https://uaa.example.com/oauth/token",
+                                              "groupsClaim": "scope"}},
             "ingress": {"enabled": True, "host": "api.example.com", "tls": {"secretName": "api-tls"}}},
     "ingressClassName": "nginx",
     "userPrefix": "oidc:",
     "defaultAppDomain": {"name": "apps.example.com", "tlsSecretName": "apps-tls"},
     "image": {"digest": "sha256:" + "a" * 64},
 }
-SMALL_BUILTIN = {
+SMALL_ISSUER = {
     "controller": {"replicas": 1, "logLevel": "debug", "extraRules": [
         {"apiGroups": ["kubefoundry.dev"], "resources": ["cfapps/finalizers"], "verbs": ["update"]}]},
     "rootNamespace": {"name": "cf-root", "create": False},
-    "api": {"enabled": True, "url": "http://localhost:8080",
-            "auth": {"mode": "builtin", "builtin": {"issuerKeySecret": "issuer", "usersSecret": "users"}}},
+    "api": {"url": "http://localhost:8080",
+            "auth": {"mode": "issuer", "issuer": {"keySecret": "issuer", "usersSecret": "users"}}},
     "appDefaults": {"memoryMB": 256, "diskMB": 512},
 }
 
 
-@pytest.mark.parametrize("values", [{}, API_OIDC, SMALL_BUILTIN], ids=["defaults", "api-oidc-ingress", "small-builtin"])
+@pytest.mark.parametrize("values", [{}, API_OIDC, SMALL_ISSUER], ids=["defaults", "api-oidc-ingress", "small-issuer"])
 def test_lint_is_clean(values):
     report = helm.lint(CHART, values, strict=True)
     problems = [m for m in report["messages"] if m["severity"] >= 2]
@@ -69,8 +69,6 @@ def test_lint_is_clean(values):
 def test_default_render():
     rendered = ce.render()
     objs = by_kind(rendered)
-    # No CF API until issue 5: nothing would run it.
-    assert not [k for k in objs if k[1].startswith(API)], sorted(objs)
     assert ("CFDomain", "default-app-domain") not in objs
 
     root = objs[("Namespace", "cf")]
@@ -103,7 +101,8 @@ def test_default_render():
     c = container(deployment)
     assert c["image"] == "ghcr.io/kubefoundry/kubefoundry:0.1.0"
     assert c["args"] == ["controller", "--root-namespace=cf", f"--lease-namespace={NAMESPACE}",
-                         "--metrics-addr=0.0.0.0:8080", "--manage-cluster-roles=false"]
+                         "--metrics-addr=0.0.0.0:8080", "--manage-cluster-roles=false",
+                         "--app-memory-mb=1024", "--app-disk-mb=1024", "--app-log-rate-limit=-1"]
     assert env_of(deployment)["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
@@ -116,6 +115,23 @@ def test_default_render():
                                     "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
     assert objs[("PodDisruptionBudget", CONTROLLER)]["spec"]["maxUnavailable"] == 1
 
+    # The API, on by default: two replicas behind a PDB, Kubernetes credentials only, its links
+    # under the in-cluster Service URL (no Ingress, no api.url).
+    api = objs[("Deployment", API)]
+    assert api["spec"]["replicas"] == 2 and objs[("PodDisruptionBudget", API)]["spec"]["minAvailable"] == 1
+    assert container(api)["args"] == [
+        "api", "--listen=0.0.0.0:8080", f"--external-url=http://{API}.{NAMESPACE}.svc", "--root-namespace=cf",
+        "--package-dir=/var/lib/kubefoundry/packages", "--auth=kubernetes",
+        "--app-memory-mb=1024", "--app-disk-mb=1024", "--app-log-rate-limit=-1"]
+    assert container(api)["securityContext"] == c["securityContext"]
+    assert container(api)["volumeMounts"] == [{"name": "packages", "mountPath": "/var/lib/kubefoundry/packages"}]
+    rules = objs[("ClusterRole", API)]["rules"]
+    for rule in rules:
+        assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
+    assert {"apiGroups": [""], "resources": ["users", "groups", "serviceaccounts"], "verbs": ["impersonate"]} in rules
+    assert {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]} in rules
+    assert not [o for o in objs if o[0] == "Role" and o[1].startswith(API)], "no Secrets outside issuer mode"
+
 
 def test_render_api_with_oidc_ingress_and_a_default_domain():
     objs = by_kind(ce.render(API_OIDC))
@@ -127,19 +143,18 @@ def test_render_api_with_oidc_ingress_and_a_default_domain():
     assert api["spec"]["replicas"] == 2 and api["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     assert api["spec"]["template"]["spec"]["serviceAccountName"] == API
     assert container(api)["args"][0] == "api" and container(api)["image"] == controller["image"]
-    env = env_of(api)
-    assert env["KUBEFOUNDRY_API_URL"] == "https://api.example.com"
-    assert env["KUBEFOUNDRY_AUTH_MODE"] == "oidc"
-    assert env["KUBEFOUNDRY_OIDC_ISSUER_URL"] == "https://uaa.example.com/oauth/token"
+    args = container(api)["args"]
+    # The URL comes from the Ingress host, https for its TLS Secret.
+    assert "--external-url=https://api.example.com" in args and "--auth=oidc" in args
+    assert "--oidc-issuer-url=https://uaa.example.com/oauth/token" in args
+    assert "--oidc-groups-claim=scope" in args and "--user-prefix=oidc:" in args
+    assert not [a for a in args if a.startswith(("--oidc-login-url", "--oidc-jwks-url", "--users-secret"))]
     assert objs[("PodDisruptionBudget", API)]["spec"]["minAvailable"] == 1
     assert objs[("Service", API)]["spec"]["ports"][0]["targetPort"] == "http"
     ingress = objs[("Ingress", API)]["spec"]
     assert ingress["ingressClassName"] == "nginx"
     assert ingress["tls"] == [{"hosts": ["api.example.com"], "secretName": "api-tls"}]
     assert ingress["rules"][0]["host"] == "api.example.com"
-    rules = objs[("ClusterRole", API)]["rules"]
-    assert {"apiGroups": [""], "resources": ["users", "groups"], "verbs": ["impersonate"]} in rules
-    assert not [r for r in rules if "tokenreviews" in r["resources"]], "no TokenReview outside kubernetes auth"
 
     domain = objs[("CFDomain", "default-app-domain")]
     assert domain["metadata"]["namespace"] == "cf"
@@ -147,8 +162,8 @@ def test_render_api_with_oidc_ingress_and_a_default_domain():
     assert domain["spec"] == {"name": "apps.example.com", "tlsSecretName": "apps-tls"}
 
 
-def test_render_small_install_with_builtin_auth():
-    objs = by_kind(ce.render(SMALL_BUILTIN))
+def test_render_small_install_with_issuer_auth():
+    objs = by_kind(ce.render(SMALL_ISSUER))
     assert ("Namespace", "cf-root") not in objs and ("Namespace", "cf") not in objs
     controller = objs[("Deployment", CONTROLLER)]
     assert controller["spec"]["replicas"] == 1
@@ -158,25 +173,35 @@ def test_render_small_install_with_builtin_auth():
     rules = objs[("ClusterRole", CONTROLLER)]["rules"]
     assert rules[-1] == {"apiGroups": ["kubefoundry.dev"], "resources": ["cfapps/finalizers"], "verbs": ["update"]}
 
+    assert "--app-memory-mb=256" in container(controller)["args"]
+
     api = objs[("Deployment", API)]
-    env = env_of(api)
-    assert env["KUBEFOUNDRY_ROOT_NAMESPACE"] == "cf-root"
-    assert env["KUBEFOUNDRY_AUTH_MODE"] == "builtin"
-    assert env["KUBEFOUNDRY_APP_DEFAULT_MEMORY_MB"] == "256"
-    volumes = {v["name"]: v["secret"]["secretName"] for v in api["spec"]["template"]["spec"]["volumes"]}
-    assert volumes == {"issuer-key": "issuer", "users": "users"}
+    args = container(api)["args"]
+    for arg in ["--external-url=http://localhost:8080", "--root-namespace=cf-root", "--auth=issuer",
+                "--users-secret=users", "--issuer-key-secret=issuer", "--admin-group=system:masters",
+                "--app-memory-mb=256", "--app-disk-mb=512"]:
+        assert arg in args, (arg, args)
     assert ("Ingress", API) not in objs
+    # The issuer reads its two Secrets by name in the root namespace, and may create the key.
+    issuer = objs[("Role", f"{API}-issuer")]
+    assert issuer["metadata"]["namespace"] == "cf-root"
+    assert issuer["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["users", "issuer"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}]
+    assert objs[("RoleBinding", f"{API}-issuer")]["subjects"][0]["name"] == API
 
 
-def test_api_with_kubernetes_auth_reviews_tokens():
-    values = {"api": {"enabled": True, "url": "https://api.example.com"}}
-    rules = by_kind(ce.render(values))[("ClusterRole", API)]["rules"]
-    assert {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]} in rules
+def test_api_can_be_left_out():
+    objs = by_kind(ce.render({"api": {"enabled": False}}))
+    assert not [k for k in objs if k[1].startswith(API)], sorted(objs)
+    assert "api.enabled=false" in ce.notes({"api": {"enabled": False}})
 
 
 def test_notes_say_how_to_reach_cf():
     default = ce.notes()
-    assert "arrives with issue 5" in default and "kubectl get cf -A" in default
+    assert "kubectl get cf -A" in default and "--set api.url=http://localhost:8080" in default
+    assert f"cf api http://{API}.{NAMESPACE}.svc" in default
+    assert "kubefoundry hash-password" in ce.notes(SMALL_ISSUER)
     with_api = ce.notes(API_OIDC)
     assert "cf api https://api.example.com" in with_api and "cf login --sso" in with_api
     assert "*.apps.example.com" in with_api
@@ -187,7 +212,7 @@ def test_notes_say_how_to_reach_cf():
 @pytest.mark.parametrize("values, message", [
     ({"controller": {"replicas": 0}}, "at '/controller/replicas': minimum: got 0, want 1"),
     ({"contoller": {"replicas": 2}}, "additional properties 'contoller' not allowed"),
-    ({"api": {"auth": {"mode": "ldap"}}}, "at '/api/auth/mode': value must be one of 'kubernetes', 'builtin', 'oidc'"),
+    ({"api": {"auth": {"mode": "ldap"}}}, "at '/api/auth/mode': value must be one of 'kubernetes', 'issuer', 'oidc'"),
     ({"api": {"replicas": 1}}, "at '/api/replicas': minimum: got 1, want 2"),
     ({"rootNamespace": {"name": "Not_Valid"}}, "at '/rootNamespace/name': 'Not_Valid' does not match pattern"),
     ({"defaultAppDomain": {"name": "not a domain"}}, "at '/defaultAppDomain/name': 'not a domain' does not match"),
@@ -206,15 +231,10 @@ def test_schema_rejects_bad_values(values, message):
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"api": {"enabled": True}}, "api.url is required when api.enabled=true"),
-    ({"api": {"enabled": True, "url": "https://a.example.com", "ingress": {"enabled": True}}},
-     "api.ingress.host is required when api.ingress.enabled=true"),
-    ({"api": {"enabled": True, "url": "https://a.example.com", "auth": {"mode": "builtin"}}},
-     "api.auth.mode=builtin needs api.auth.builtin.issuerKeySecret"),
-    ({"api": {"enabled": True, "url": "https://a.example.com", "auth": {"mode": "oidc"}}},
-     "api.auth.mode=oidc needs api.auth.oidc.issuerURL"),
+    ({"api": {"ingress": {"enabled": True}}}, "api.ingress.host is required when api.ingress.enabled=true"),
+    ({"api": {"auth": {"mode": "oidc"}}}, "api.auth.mode=oidc needs api.auth.oidc.issuerURL"),
     ({"rootNamespace": {"name": NAMESPACE}}, f'rootNamespace.name "{NAMESPACE}" is the release namespace'),
-], ids=["api-url", "ingress-host", "builtin-secrets", "oidc-issuer", "root-is-release-ns"])
+], ids=["ingress-host", "oidc-issuer", "root-is-release-ns"])
 def test_inconsistent_values_fail_with_what_to_set(values, message):
     with pytest.raises(helm.HelmRenderError) as rejected:
         helm.Chart.load(CHART).render(values, name=RELEASE, namespace=NAMESPACE)
@@ -260,12 +280,13 @@ def test_install_upgrade_uninstall(cluster):
     with helm.Config(kubeconfig_path=str(sim.kubeconfig), namespace=NAMESPACE) as cfg:
         # --- install: CRDs first, then everything, waited for with kstatus.
         release = cfg.install(CHART, RELEASE, {}, create_namespace=True, wait="watcher", timeout=60)
-        assert release["status"] == "deployed" and "arrives with issue 5" in release["notes"]
+        assert release["status"] == "deployed" and f"cf api http://{API}.{NAMESPACE}.svc" in release["notes"]
         crds = ext.list_custom_resource_definition().items
         cf_crds = {c.metadata.name for c in crds if c.spec.group == "kubefoundry.dev"}
         assert len(cf_crds) == 13
         deploy = apps.read_namespaced_deployment(CONTROLLER, NAMESPACE)
         assert deploy.status.ready_replicas == 2
+        assert apps.read_namespaced_deployment(API, NAMESPACE).status.ready_replicas == 2
         assert core.read_namespace("cf").metadata.annotations["helm.sh/resource-policy"] == "keep"
         assert core.read_namespaced_service_account(CONTROLLER, NAMESPACE)
         # (Helm 4 labels everything it applies app.kubernetes.io/managed-by=Helm.)
@@ -295,6 +316,8 @@ def test_install_upgrade_uninstall(cluster):
             (core.read_namespaced_service_account, (CONTROLLER, NAMESPACE)),
             (rbac.read_cluster_role, (CONTROLLER,)),
             (rbac.read_cluster_role_binding, (CONTROLLER,)),
+            (apps.read_namespaced_deployment, (API, NAMESPACE)),
+            (rbac.read_cluster_role, (API,)),
             (rbac.read_cluster_role, ("kubefoundry:space_developer",)),
         ]:
             assert not_found(read, *args), f"{args} survived uninstall"

@@ -52,6 +52,8 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// How long one request may take before it is answered with a CF error (CC's is 900 s).
     pub request_timeout: Duration,
+    /// Limits of new processes and of tasks that set none.
+    pub app_defaults: crate::controller::podspec::AppDefaults,
 }
 
 impl Default for Config {
@@ -64,6 +66,7 @@ impl Default for Config {
             package_dir: std::env::temp_dir().join("kubefoundry-packages"),
             max_upload_bytes: 1024 * 1024 * 1024,
             request_timeout: Duration::from_secs(900),
+            app_defaults: crate::controller::podspec::AppDefaults::default(),
         }
     }
 }

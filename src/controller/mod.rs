@@ -78,6 +78,8 @@ pub struct Config {
     /// Reconciles each reconciler runs at once. kube-runtime's default is unbounded, which
     /// at thousands of objects opens thousands of concurrent requests and starves everything.
     pub concurrency: u16,
+    /// Limits of processes and tasks nobody set limits for.
+    pub app_defaults: podspec::AppDefaults,
 }
 
 impl Default for Config {
@@ -94,6 +96,7 @@ impl Default for Config {
             backoff_base: Duration::from_secs(5),
             manage_cluster_roles: true,
             concurrency: 16,
+            app_defaults: podspec::AppDefaults::default(),
         }
     }
 }

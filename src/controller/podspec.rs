@@ -73,6 +73,28 @@ pub struct AppRuntime<'a> {
     pub secrets_hash: Option<String>,
 }
 
+/// What a process or task gets when nobody set its limits: the operator's choice (chart
+/// `appDefaults`), shared by the controller and the API so both agree on what they present.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppDefaults {
+    /// Memory per instance, in MB.
+    pub memory_mb: i64,
+    /// Ephemeral disk per instance, in MB.
+    pub disk_mb: i64,
+    /// Log rate limit in bytes per second; -1 is unlimited.
+    pub log_rate_limit: i64,
+}
+
+impl Default for AppDefaults {
+    fn default() -> Self {
+        Self {
+            memory_mb: DEFAULT_MEMORY_MB,
+            disk_mb: DEFAULT_DISK_MB,
+            log_rate_limit: -1,
+        }
+    }
+}
+
 /// Memory and disk of one instance, in MB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {

@@ -82,17 +82,29 @@ capabilities:
 {{- fail (printf "rootNamespace.name %q is the release namespace, which Helm does not let a chart create: set rootNamespace.create=false, or install the release into another namespace (e.g. kubefoundry)" .Values.rootNamespace.name) -}}
 {{- end -}}
 {{- if .Values.api.enabled -}}
-{{- if not .Values.api.url -}}
-{{- fail "api.url is required when api.enabled=true: the external URL cf clients use, e.g. https://api.example.com" -}}
-{{- end -}}
 {{- if and .Values.api.ingress.enabled (not .Values.api.ingress.host) -}}
 {{- fail "api.ingress.host is required when api.ingress.enabled=true, e.g. api.example.com" -}}
-{{- end -}}
-{{- if and (eq .Values.api.auth.mode "builtin") (not (and .Values.api.auth.builtin.issuerKeySecret .Values.api.auth.builtin.usersSecret)) -}}
-{{- fail "api.auth.mode=builtin needs api.auth.builtin.issuerKeySecret (the token-signing key) and api.auth.builtin.usersSecret (the users)" -}}
 {{- end -}}
 {{- if and (eq .Values.api.auth.mode "oidc") (not .Values.api.auth.oidc.issuerURL) -}}
 {{- fail "api.auth.mode=oidc needs api.auth.oidc.issuerURL, e.g. https://uaa.example.com/oauth/token" -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The URL cf clients use: every link the API answers with is absolute under it. */}}
+{{- define "kubefoundry.apiURL" -}}
+{{- if .Values.api.url -}}
+{{- .Values.api.url -}}
+{{- else if .Values.api.ingress.enabled -}}
+{{- ternary "https" "http" (ne .Values.api.ingress.tls.secretName "") }}://{{ .Values.api.ingress.host -}}
+{{- else -}}
+http://{{ include "kubefoundry.apiName" . }}.{{ .Release.Namespace }}.svc{{ if ne (int .Values.api.service.port) 80 }}:{{ .Values.api.service.port }}{{ end }}
+{{- end -}}
+{{- end -}}
+
+{{/* Process and task limits when none are set; the controller and the API must agree. */}}
+{{- define "kubefoundry.appDefaultArgs" -}}
+- {{ printf "--app-memory-mb=%d" (int .Values.appDefaults.memoryMB) | quote }}
+- {{ printf "--app-disk-mb=%d" (int .Values.appDefaults.diskMB) | quote }}
+- {{ printf "--app-log-rate-limit=%d" (int .Values.appDefaults.logRateLimitBytesPerSecond) | quote }}
 {{- end -}}

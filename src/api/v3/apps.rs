@@ -287,7 +287,7 @@ pub async fn create_app(
         }
     };
     // The process needs the created app's UID for its owner reference.
-    let web = new_process(&created, "web");
+    let web = new_process(&created, "web", &state.config.app_defaults);
     if let Err(e) = resource::create(state, caller, &web).await {
         // A 409 means the controller made it first: that is the same process.
         if !matches!(e, CfError::Uniqueness(_)) {

@@ -1148,7 +1148,7 @@ async fn apply_process(state: &ApiState, caller: &Caller, app: &CFApp, p: &Proce
     if let Some(current) = find_process(state, app, &p.type_) {
         return update(state, caller, &*current, false, |x| configure(x, p)).await;
     }
-    let mut process = new_process(app, &p.type_);
+    let mut process = new_process(app, &p.type_, &state.config.app_defaults);
     configure(&mut process, p);
     match resource::create(state, caller, &process).await {
         Ok(_) => Ok(()),
@@ -2317,7 +2317,7 @@ applications:
                 restarted_at: None,
             },
         );
-        let mut p = new_process(&app, "web");
+        let mut p = new_process(&app, "web", &crate::controller::podspec::AppDefaults::default());
         configure(
             &mut p,
             &ProcessManifest {

@@ -306,6 +306,7 @@ async fn create(
         })
         .ok_or_else(|| CfError::Unprocessable("Command can't be blank".into()))?;
     let guid = resource::new_guid();
+    let defaults = state.config.app_defaults;
     let mut task = CFTask::new(
         &guid,
         CFTaskSpec {
@@ -313,17 +314,23 @@ async fn create(
             display_name: body.name.clone().unwrap_or_else(generated_name),
             command,
             droplet_guid: Some(droplet.name_any()),
+            // Explicit, so the task shows what it runs with whatever the defaults become.
             memory_in_mb: body
                 .memory_in_mb
-                .or_else(|| template.as_ref().and_then(|p| p.spec.memory_in_mb)),
+                .or_else(|| template.as_ref().and_then(|p| p.spec.memory_in_mb))
+                .or(Some(defaults.memory_mb)),
             disk_in_mb: body
                 .disk_in_mb
-                .or_else(|| template.as_ref().and_then(|p| p.spec.disk_in_mb)),
-            log_rate_limit_in_bytes_per_second: body.log_rate_limit_in_bytes_per_second.or_else(|| {
-                template
-                    .as_ref()
-                    .and_then(|p| p.spec.log_rate_limit_in_bytes_per_second)
-            }),
+                .or_else(|| template.as_ref().and_then(|p| p.spec.disk_in_mb))
+                .or(Some(defaults.disk_mb)),
+            log_rate_limit_in_bytes_per_second: body
+                .log_rate_limit_in_bytes_per_second
+                .or_else(|| {
+                    template
+                        .as_ref()
+                        .and_then(|p| p.spec.log_rate_limit_in_bytes_per_second)
+                })
+                .or(Some(defaults.log_rate_limit)),
             canceled: false,
         },
     );

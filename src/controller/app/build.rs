@@ -9,6 +9,7 @@ use kube::{Resource, ResourceExt, api::ObjectMeta};
 use crate::{
     controller::{
         Result, names,
+        podspec::AppDefaults,
         status::{Want, merge},
     },
     crd::{
@@ -17,11 +18,6 @@ use crate::{
     },
     labels::{APP_GUID, MANAGED_BY, MANAGED_BY_VALUE, PROCESS_TYPE, SPACE_GUID},
 };
-
-/// Memory of a new process, in MB (Cloud Controller's default).
-const NEW_PROCESS_MEMORY_MB: i64 = 1024;
-/// Disk of a new process, in MB.
-const NEW_PROCESS_DISK_MB: i64 = 1024;
 
 /// Whether `t` is a valid CFProcess type (the CRD's pattern), so creating it cannot be rejected.
 fn valid_type(t: &str) -> bool {
@@ -51,8 +47,9 @@ pub fn process_types(droplet: Option<&CFDroplet>) -> BTreeSet<String> {
 }
 
 /// A new process of `app`: one `web` instance, none of other types (CF's defaults), which the
-/// user then scales; it is created once and never overwritten.
-pub fn new_process(app: &CFApp, process_type: &str) -> CFProcess {
+/// user then scales, with the operator's default limits; it is created once and never
+/// overwritten.
+pub fn new_process(app: &CFApp, process_type: &str, defaults: &AppDefaults) -> CFProcess {
     let mut labels: BTreeMap<String, String> = relationship_labels(app, Some(process_type))
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -78,9 +75,9 @@ pub fn new_process(app: &CFApp, process_type: &str) -> CFProcess {
             process_type: process_type.to_owned(),
             command: None,
             instances: i32::from(web),
-            memory_in_mb: Some(NEW_PROCESS_MEMORY_MB),
-            disk_in_mb: Some(NEW_PROCESS_DISK_MB),
-            log_rate_limit_in_bytes_per_second: None,
+            memory_in_mb: Some(defaults.memory_mb),
+            disk_in_mb: Some(defaults.disk_mb),
+            log_rate_limit_in_bytes_per_second: Some(defaults.log_rate_limit),
             // Only web processes listen; others are healthy while they run.
             health_check: HealthCheck {
                 type_: if web {
@@ -173,11 +170,17 @@ mod tests {
         assert_eq!(process_types(None).into_iter().collect::<Vec<_>>(), ["web"]);
     }
 
-    /// CF defaults: web runs one port-checked instance; other types start at zero instances.
+    /// CF defaults: web runs one port-checked instance; other types start at zero instances;
+    /// limits are the operator's.
     #[test]
     fn new_processes_carry_cf_defaults_labels_and_owner() {
         let app = with_uid(fixtures::app("a1", "my-app"));
-        let value = serde_json::to_value(new_process(&app, "worker")).unwrap();
+        let defaults = AppDefaults {
+            memory_mb: 256,
+            disk_mb: 512,
+            log_rate_limit: 4096,
+        };
+        let value = serde_json::to_value(new_process(&app, "worker", &defaults)).unwrap();
         assert_eq!(
             value,
             json!({
@@ -205,13 +208,17 @@ mod tests {
                     "appGuid": "a1",
                     "processType": "worker",
                     "instances": 0,
-                    "memoryInMb": 1024,
-                    "diskInMb": 1024,
+                    "memoryInMb": 256,
+                    "diskInMb": 512,
+                    "logRateLimitInBytesPerSecond": 4096,
                     "healthCheck": {"type": "process"},
                 },
             })
         );
-        assert_eq!(new_process(&app, "web").spec.instances, 1);
+        assert_eq!(
+            new_process(&app, "web", &AppDefaults::default()).spec.instances,
+            1
+        );
     }
 
     #[test]

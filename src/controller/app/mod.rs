@@ -128,7 +128,13 @@ async fn apply(app: &CFApp, ctx: &Context, namespace: &str) -> Result<()> {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PostParams::default()
         };
-        match api.create(&params, &build::new_process(app, process_type)).await {
+        match api
+            .create(
+                &params,
+                &build::new_process(app, process_type, &ctx.config.app_defaults),
+            )
+            .await
+        {
             Ok(_) => {}
             // Created already; the cache has not caught up.
             Err(kube::Error::Api(e)) if e.code == 409 => {}

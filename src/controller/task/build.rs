@@ -12,7 +12,7 @@ use kube::{Resource, ResourceExt, api::ObjectMeta};
 use crate::{
     controller::{
         names,
-        podspec::{self, AppRuntime, Limits},
+        podspec::{self, AppDefaults, AppRuntime, Limits},
     },
     crd::{CFTask, TaskState},
     labels::{DROPLET_GUID, MANAGED_BY, MANAGED_BY_VALUE, TASK_GUID},
@@ -21,15 +21,18 @@ use crate::{
 /// Why a cancelled task failed, as Cloud Foundry words it.
 pub const CANCELLED: &str = "task was cancelled";
 
-/// The task's memory and disk.
-pub fn limits(task: &CFTask) -> Limits {
-    Limits::new(task.spec.memory_in_mb, task.spec.disk_in_mb)
+/// The task's memory and disk, the operator's defaults where it sets none.
+pub fn limits(task: &CFTask, defaults: &AppDefaults) -> Limits {
+    Limits::new(
+        task.spec.memory_in_mb.or(Some(defaults.memory_mb)),
+        task.spec.disk_in_mb.or(Some(defaults.disk_mb)),
+    )
 }
 
 /// The Job running `task` once with the app's droplet, environment and bindings. Jobs are
 /// immutable, so it is made once, from the app as it was when the task started.
-pub fn job(task: &CFTask, rt: &AppRuntime<'_>) -> Job {
-    let limits = limits(task);
+pub fn job(task: &CFTask, rt: &AppRuntime<'_>, defaults: &AppDefaults) -> Job {
+    let limits = limits(task, defaults);
     let vcap = podspec::vcap_application(rt, limits, None);
     let (volumes, mounts) = podspec::binding_volumes(&rt.bindings);
     let mut pod_labels = podspec::pod_labels(rt.app);
@@ -172,7 +175,7 @@ mod tests {
         let vcap = podspec::vcap_application(&rt, Limits::new(Some(512), None), None);
         let field = |path: &str| json!({"fieldRef": {"fieldPath": path}});
         assert_eq!(
-            serde_json::to_value(job(&task, &rt)).unwrap(),
+            serde_json::to_value(job(&task, &rt, &AppDefaults::default())).unwrap(),
             json!({
                 "apiVersion": "batch/v1",
                 "kind": "Job",

@@ -189,7 +189,11 @@ async fn progress(
         }
         let droplet = resolve_droplet(ctx, &app, next.droplet_guid.as_deref())?;
         // build (pure)
-        let desired = build::job(task, &resolve_runtime(ctx, &app, &droplet));
+        let desired = build::job(
+            task,
+            &resolve_runtime(ctx, &app, &droplet),
+            &ctx.config.app_defaults,
+        );
         // apply: create once; a Job's template cannot change anyway
         let params = PostParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),
