@@ -25,6 +25,7 @@ pub mod service_instance;
 pub mod space;
 pub mod status;
 pub mod task;
+pub mod unique;
 
 use std::{sync::Arc, time::Duration};
 
@@ -133,6 +134,10 @@ pub struct Caches {
     pub secrets: Store<Secret>,
     /// Pods of kubefoundry workloads, for process and task status.
     pub pods: Store<Pod>,
+    /// Every CFOrg, for name uniqueness.
+    pub orgs: Store<crate::crd::CFOrg>,
+    /// Every CFSpace, for name uniqueness.
+    pub spaces: Store<crate::crd::CFSpace>,
     /// Every CFApp, for resolving references.
     pub apps: Store<crate::crd::CFApp>,
     /// Every CFProcess.
@@ -169,6 +174,8 @@ pub struct Context {
     pub metrics: Arc<metrics::Metrics>,
     /// Publishes Kubernetes Events.
     pub recorder: kube::runtime::events::Recorder,
+    /// Objects a sibling's change woke, for a second look at their `UniqueName`.
+    pub woken: unique::Woken,
 }
 
 /// Watches only objects kubefoundry manages.
@@ -259,6 +266,8 @@ pub async fn run(
         secrets: starter.cache(managed()),
         pods: starter.cache(all().labels(crate::labels::APP_GUID)),
         // CF kinds: kubectl-made ones carry no managed-by label.
+        orgs: starter.cache(all()),
+        spaces: starter.cache(all()),
         apps: starter.cache(all()),
         processes: starter.cache(all()),
         packages: starter.cache(all()),
@@ -284,6 +293,7 @@ pub async fn run(
         failures: Default::default(),
         metrics,
         recorder: kube::runtime::events::Recorder::new(client.clone(), reporter),
+        woken: unique::Woken::default(),
     });
     let Starter { tasks, ready, .. } = starter;
     let tasks = futures::future::join_all(tasks);

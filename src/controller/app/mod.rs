@@ -17,6 +17,7 @@ use kube::{
 use super::{
     Caches, Context, Error, Result,
     process::{Rechecks, resolve_droplet},
+    unique,
 };
 use crate::{
     crd::{CFApp, CFDroplet, CFProcess},
@@ -40,8 +41,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let client = ctx.client.clone();
     let api: Api<DeserializeGuard<CFApp>> = Api::all(client.clone());
     let rechecks = Arc::new(Rechecks::default());
-    let (c1, c2) = (ctx.caches.clone(), ctx.caches.clone());
-    Controller::new(api, watcher::Config::default())
+    let (c1, c2, on_app) = (ctx.caches.clone(), ctx.caches.clone(), ctx.clone());
+    Controller::new(api.clone(), watcher::Config::default())
         .with_config(super::runtime_config(&ctx))
         // Processes report the ready instances the app sums; kubectl-made ones need labels.
         .watches(
@@ -63,6 +64,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
                     .and_then(|d| app_ref(&c2, d.namespace(), &d.spec.app_guid))
             },
         )
+        // Another app in the space taking, dropping or renaming a name can flip this one's
+        // UniqueName.
+        .watches(api, watcher::Config::default(), move |app| {
+            unique::siblings(&app, &on_app.caches.apps, &on_app.woken)
+        })
         .graceful_shutdown_on(shutdown)
         .run(
             move |app, ctx| {
@@ -85,14 +91,16 @@ async fn reconcile(object: Arc<DeserializeGuard<CFApp>>, ctx: Arc<Context>) -> R
         return Ok(Action::await_change());
     }
     let namespace = app.namespace().unwrap_or_default();
+    let older = unique::resolve(app, &ctx.caches.apps);
     let outcome = apply(app, &ctx, &namespace).await;
     // status
     let processes = processes_of(&ctx, &namespace, &app.name_any()).await?;
     let processes: Vec<&CFProcess> = processes.iter().collect();
-    let status = build::status(app, &processes, &outcome);
+    let mut status = build::status(app, &processes, &outcome);
+    status.common = unique::with_condition(status.common, app, older.as_ref());
     let api: Api<CFApp> = Api::namespaced(ctx.client.clone(), &namespace);
     super::apply::status(&api, app, app.status.as_ref(), status).await?;
-    super::requeue(&ctx, app, outcome)
+    super::requeue(&ctx, app, outcome).map(|action| ctx.woken.settle(app, action))
 }
 
 /// The app's processes, from the API server: a process's status change wakes us on another

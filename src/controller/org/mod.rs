@@ -20,7 +20,7 @@ use kube::{
     },
 };
 
-use super::{Context, Error, Result, namespaces};
+use super::{Context, Error, Result, namespaces, unique};
 use crate::{
     crd::{CFOrg, CFOrgStatus},
     labels::ORG_FINALIZER,
@@ -30,11 +30,16 @@ use crate::{
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let api: Api<DeserializeGuard<CFOrg>> = Api::all(ctx.client.clone());
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
-    Controller::new(api, watcher::Config::default())
+    let on_org = ctx.clone();
+    Controller::new(api.clone(), watcher::Config::default())
         .with_config(super::runtime_config(&ctx))
         // The owned Namespace changing (or finishing deletion) wakes its owner at once.
         .watches(namespaces, super::managed(), |ns| {
             namespaces::owner_ref("CFOrg", &ns)
+        })
+        // Another org taking, dropping or renaming a name can flip this one's UniqueName.
+        .watches(api, watcher::Config::default(), move |org| {
+            unique::siblings(&org, &on_org.caches.orgs, &on_org.woken)
         })
         .graceful_shutdown_on(shutdown)
         .run(
@@ -60,6 +65,7 @@ async fn reconcile(object: Arc<DeserializeGuard<CFOrg>>, ctx: Arc<Context>) -> R
 }
 
 async fn apply(org: &CFOrg, ctx: &Context) -> Result<Action> {
+    let older = unique::resolve(org, &ctx.caches.orgs);
     // resolve: an org belongs in the root namespace, nowhere else
     let outcome = if org.namespace().as_deref() == Some(ctx.config.root_namespace.as_str()) {
         // build (pure)
@@ -95,10 +101,12 @@ async fn apply(org: &CFOrg, ctx: &Context) -> Result<Action> {
         &outcome,
         "NamespaceReady",
     );
-    let next = CFOrgStatus { common };
+    let next = CFOrgStatus {
+        common: unique::with_condition(common, org, older.as_ref()),
+    };
     super::apply::status(&api_of(ctx, org), org, org.status.as_ref(), next.clone()).await?;
     super::events::transition(ctx, org, &status.common, &next.common).await;
-    super::requeue(ctx, org, outcome)
+    super::requeue(ctx, org, outcome).map(|action| ctx.woken.settle(org, action))
 }
 
 fn api_of(ctx: &Context, org: &CFOrg) -> Api<CFOrg> {

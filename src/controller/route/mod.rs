@@ -16,7 +16,7 @@ use kube::{
     runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
 };
 
-use super::{Context, Error, Result};
+use super::{Context, Error, Result, unique};
 use crate::{
     crd::{CFApp, CFDomain, CFProcess, CFRoute, CFRouteStatus},
     labels::{ORG_GUID, ROUTE_GUID},
@@ -28,8 +28,9 @@ type Guarded = DeserializeGuard<CFRoute>;
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
     let api: Api<Guarded> = Api::all(client.clone());
-    let (on_domain, on_tls, on_app, on_process) = (ctx.clone(), ctx.clone(), ctx.clone(), ctx.clone());
-    Controller::new(api, watcher::Config::default())
+    let (on_domain, on_tls, on_app, on_process, on_route) =
+        (ctx.clone(), ctx.clone(), ctx.clone(), ctx.clone(), ctx.clone());
+    Controller::new(api.clone(), watcher::Config::default())
         .with_config(super::runtime_config(&ctx))
         .owns(Api::<Ingress>::all(client.clone()), super::managed())
         .owns(Api::<Secret>::all(client.clone()), super::managed())
@@ -73,6 +74,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
                 Err(_) => Vec::new(),
             },
         )
+        // Another route taking or dropping this one's address can flip its UniqueName.
+        .watches(api, watcher::Config::default(), move |route| {
+            unique::siblings(&route, &on_route.caches.routes, &on_route.woken)
+        })
         .graceful_shutdown_on(shutdown)
         .run(
             super::metrics::instrument("CFRoute", reconcile),
@@ -271,6 +276,7 @@ async fn prune(ctx: &Context, route: &CFRoute, keep: &[String]) -> Result<()> {
 async fn apply(route: &CFRoute, ctx: &Context) -> Result<Action> {
     let namespace = route.namespace().unwrap_or_default();
     // resolve
+    let older = unique::resolve(route, &ctx.caches.routes);
     let domain = ctx
         .caches
         .domains
@@ -327,7 +333,7 @@ async fn apply(route: &CFRoute, ctx: &Context) -> Result<Action> {
     let common = super::ready_status(&status.common, route.metadata.generation, &outcome, ok_reason);
     let domain_name = domain.as_ref().map(|d| d.spec.name.as_str());
     let next = CFRouteStatus {
-        common,
+        common: unique::with_condition(common, route, older.as_ref()),
         url: domain_name.map(|d| build::url(route, d)),
         fqdn: domain_name.map(|d| build::fqdn(route, d)),
         destinations,
@@ -335,5 +341,5 @@ async fn apply(route: &CFRoute, ctx: &Context) -> Result<Action> {
     let api: Api<CFRoute> = Api::namespaced(ctx.client.clone(), &namespace);
     super::apply::status(&api, route, route.status.as_ref(), next.clone()).await?;
     super::events::transition(ctx, route, &status.common, &next.common).await;
-    super::requeue(ctx, route, outcome)
+    super::requeue(ctx, route, outcome).map(|action| ctx.woken.settle(route, action))
 }

@@ -16,7 +16,7 @@ use kube::{
 };
 use serde_json::{Map, Value};
 
-use super::{Context, Error, Result};
+use super::{Context, Error, Result, unique};
 use crate::crd::{CFServiceInstance, CFServiceInstanceStatus};
 
 type Guarded = DeserializeGuard<CFServiceInstance>;
@@ -24,8 +24,8 @@ type Guarded = DeserializeGuard<CFServiceInstance>;
 /// Runs the CFServiceInstance reconciler until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let api: Api<Guarded> = Api::all(ctx.client.clone());
-    let on_secret = ctx.clone();
-    Controller::new(api, watcher::Config::default())
+    let (on_secret, on_instance) = (ctx.clone(), ctx.clone());
+    Controller::new(api.clone(), watcher::Config::default())
         .with_config(super::runtime_config(&ctx))
         // Credentials Secrets are the user's (unlabelled), so every Secret is watched; the
         // mapper keeps only those an instance names.
@@ -40,6 +40,15 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
                 )
             },
         )
+        // Another instance in the space taking, dropping or renaming a name can flip this
+        // one's UniqueName.
+        .watches(api, watcher::Config::default(), move |instance| {
+            unique::siblings(
+                &instance,
+                &on_instance.caches.service_instances,
+                &on_instance.woken,
+            )
+        })
         .graceful_shutdown_on(shutdown)
         .run(
             super::metrics::instrument("CFServiceInstance", reconcile),
@@ -86,6 +95,7 @@ async fn reconcile(object: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action> {
     if instance.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    let older = unique::resolve(instance, &ctx.caches.service_instances);
     let outcome = match build::check(instance) {
         Ok(()) => credentials(&ctx, instance).await.map(|_| ()),
         Err(e) => Err(e),
@@ -101,12 +111,12 @@ async fn reconcile(object: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action> {
         &build::now(),
     );
     let next = CFServiceInstanceStatus {
-        common,
+        common: unique::with_condition(common, instance, older.as_ref()),
         last_operation: Some(last_operation),
     };
     let api: Api<CFServiceInstance> =
         Api::namespaced(ctx.client.clone(), &instance.namespace().unwrap_or_default());
     super::apply::status(&api, instance, instance.status.as_ref(), next.clone()).await?;
     super::events::transition(&ctx, instance, &status.common, &next.common).await;
-    super::requeue(&ctx, instance, outcome)
+    super::requeue(&ctx, instance, outcome).map(|action| ctx.woken.settle(instance, action))
 }

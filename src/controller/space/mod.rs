@@ -20,7 +20,7 @@ use kube::{
     },
 };
 
-use super::{Context, Error, Result, namespaces};
+use super::{Context, Error, Result, namespaces, unique};
 use crate::{
     crd::{CFSpace, CFSpaceStatus},
     labels::{ORG_GUID, SPACE_FINALIZER},
@@ -30,11 +30,17 @@ use crate::{
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let api: Api<DeserializeGuard<CFSpace>> = Api::all(ctx.client.clone());
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
-    Controller::new(api, watcher::Config::default())
+    let on_space = ctx.clone();
+    Controller::new(api.clone(), watcher::Config::default())
         .with_config(super::runtime_config(&ctx))
         // The owned Namespace changing (or finishing deletion) wakes its owner at once.
         .watches(namespaces, super::managed(), |ns| {
             namespaces::owner_ref("CFSpace", &ns)
+        })
+        // Another space in the org taking, dropping or renaming a name can flip this one's
+        // UniqueName.
+        .watches(api, watcher::Config::default(), move |space| {
+            unique::siblings(&space, &on_space.caches.spaces, &on_space.woken)
         })
         .graceful_shutdown_on(shutdown)
         .run(
@@ -73,6 +79,7 @@ pub fn resolve_org(ctx: &Context, namespace: &str) -> Result<String> {
 
 async fn apply(space: &CFSpace, ctx: &Context) -> Result<Action> {
     let namespace = space.namespace().unwrap_or_default();
+    let older = unique::resolve(space, &ctx.caches.spaces);
     let outcome = async {
         // resolve
         let org = resolve_org(ctx, &namespace)?;
@@ -97,8 +104,10 @@ async fn apply(space: &CFSpace, ctx: &Context) -> Result<Action> {
         "NamespaceReady",
     );
     let api: Api<CFSpace> = Api::namespaced(ctx.client.clone(), &namespace);
-    let next = CFSpaceStatus { common };
+    let next = CFSpaceStatus {
+        common: unique::with_condition(common, space, older.as_ref()),
+    };
     super::apply::status(&api, space, space.status.as_ref(), next.clone()).await?;
     super::events::transition(ctx, space, &status.common, &next.common).await;
-    super::requeue(ctx, space, outcome)
+    super::requeue(ctx, space, outcome).map(|action| ctx.woken.settle(space, action))
 }
