@@ -1,6 +1,7 @@
 """Helpers for the chart suites: rendering the chart with real Helm, writing objects to a sim
-(server-side apply over plain REST, any kind), ServiceAccount-token kubeconfigs, and
-`kubefoundry controller` as a local process whose log is searched for RBAC denials."""
+(server-side apply over plain REST, any kind), ServiceAccount-token kubeconfigs, the chart's
+RBAC rules one by one, and `kubefoundry controller` and `kubefoundry api` as local processes
+whose logs are searched for RBAC denials."""
 
 from __future__ import annotations
 
@@ -134,6 +135,30 @@ def wait_established(api: client.ApiClient, names: list[str], timeout: float = 2
     assert not pending, f"CRDs not established: {pending}"
 
 
+def rbac_objects(rendered: dict[str, list[dict]]) -> list[dict]:
+    """What the chart's processes need besides their Deployments: the release namespace, the
+    namespaces, ServiceAccounts, RBAC and the CF ClusterRoles (and whatever else it renders,
+    such as the default domain), namespaces first."""
+    skip = {"Deployment", "PodDisruptionBudget"}
+    objs = [o for docs in rendered.values() for o in docs if o["kind"] not in skip]
+    release_ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+    return [release_ns] + sorted(objs, key=lambda o: o["kind"] != "Namespace")
+
+
+def rules_of(objs: list[dict], prefix: str) -> list[tuple[int, int, str]]:
+    """(object index, rule index, description) of every rule of the Roles and ClusterRoles
+    whose names start with `prefix` (one component's own RBAC)."""
+    out = []
+    for i, obj in enumerate(objs):
+        if obj["kind"] in ("ClusterRole", "Role") and obj["metadata"]["name"].startswith(prefix):
+            for j, rule in enumerate(obj["rules"]):
+                names = f" names={len(rule['resourceNames'])}" if rule.get("resourceNames") else ""
+                desc = (f"{obj['kind']} {obj['metadata']['name']} rule {j}: {rule['apiGroups']} "
+                        f"{rule['resources']}{names} verbs={rule['verbs']}")
+                out.append((i, j, desc))
+    return out
+
+
 def token_kubeconfig(sim: Sim, api: client.ApiClient, namespace: str, service_account: str, dest: Path) -> Path:
     """A kubeconfig that authenticates as `namespace/service_account` with a bound token from
     the TokenRequest API (what `kubectl create token` does), so RBAC is all it has."""
@@ -162,14 +187,22 @@ def controller_args(deployment: dict) -> list[str]:
     return args + ["--metrics-addr=127.0.0.1:0"]
 
 
-class Controller:
-    """`kubefoundry controller` as a local process, logging to a file."""
+def api_args(deployment: dict, port: int, package_dir: Path) -> list[str]:
+    """The API container's arguments from the chart's Deployment, listening on a free local
+    port (which its links then name) and keeping bits in a scratch directory."""
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    moved = ("--listen", "--external-url", "--package-dir")
+    args = [a for a in container["args"] if not a.startswith(moved)]
+    return args + [f"--listen=127.0.0.1:{port}", f"--external-url=http://127.0.0.1:{port}",
+                   f"--package-dir={package_dir}"]
 
-    def __init__(self, args: list[str], kubeconfig: Path, log: Path, identity: str):
+
+class LocalProcess:
+    """A `kubefoundry` subcommand as a local process, logging to a file."""
+
+    def __init__(self, args: list[str], kubeconfig: Path, log: Path, env: dict):
         self.log = log
-        env = dict(os.environ, KUBECONFIG=str(kubeconfig), POD_NAME=identity,
-                   # A failed Event write is only logged at debug level.
-                   RUST_LOG="info,kubefoundry::controller::events=debug", NO_COLOR="1")
+        env = dict(os.environ, KUBECONFIG=str(kubeconfig), NO_COLOR="1", **env)
         with open(log, "wb") as out:
             self.process = subprocess.Popen([str(sim_binary()), *args], stdout=out, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent)
@@ -197,3 +230,20 @@ class Controller:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+
+
+class Controller(LocalProcess):
+    """`kubefoundry controller` as a local process."""
+
+    def __init__(self, args: list[str], kubeconfig: Path, log: Path, identity: str):
+        # A failed Event write is only logged at debug level.
+        super().__init__(args, kubeconfig, log, {"POD_NAME": identity,
+                                                 "RUST_LOG": "info,kubefoundry::controller::events=debug"})
+
+
+class Api(LocalProcess):
+    """`kubefoundry api` as a local process; `url` once it answers."""
+
+    def __init__(self, args: list[str], kubeconfig: Path, log: Path, port: int):
+        super().__init__(args, kubeconfig, log, {"RUST_LOG": "info"})
+        self.url = f"http://127.0.0.1:{port}"

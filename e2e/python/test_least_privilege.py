@@ -18,9 +18,7 @@ The simulated cluster enforces RBAC like kube-apiserver, including escalation pr
 or binding may only grant what its author holds, unless it has `escalate` or `bind`), so the
 `bind` rule, and the `get` the reader Roles grant onwards, are proven too.
 
-Not covered yet: the CF API's ServiceAccount. `kubefoundry api` is still being built (issue 5);
-once it serves the push scenario, run it here the same way, as the chart's API ServiceAccount,
-and remove each of its rules in turn.
+The API's ServiceAccount is proven the same way by test_least_privilege_api.py.
 """
 
 from __future__ import annotations
@@ -54,26 +52,12 @@ MIN_RUN_SECONDS = 6.5
 WORKERS = int(os.environ.get("KUBEFOUNDRY_LP_WORKERS", "4"))
 
 
-def rbac_objects(rendered: dict[str, list[dict]]) -> list[dict]:
-    """What a controller needs from the chart besides its Deployment: namespaces, the
-    ServiceAccount, its RBAC, and the CF ClusterRoles."""
-    skip = {"Deployment", "PodDisruptionBudget"}
-    objs = [o for docs in rendered.values() for o in docs if o["kind"] not in skip]
-    release_ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
-    return [release_ns] + sorted(objs, key=lambda o: o["kind"] != "Namespace")
+rbac_objects = ce.rbac_objects
 
 
 def controller_rules(objs: list[dict]) -> list[tuple[int, int, str]]:
     """(object index, rule index, description) of every rule of the controller's own RBAC."""
-    out = []
-    for i, obj in enumerate(objs):
-        if obj["kind"] in ("ClusterRole", "Role") and obj["metadata"]["name"].startswith(CONTROLLER_SA):
-            for j, rule in enumerate(obj["rules"]):
-                names = f" names={len(rule['resourceNames'])}" if rule.get("resourceNames") else ""
-                desc = (f"{obj['kind']} rule {j}: {rule['apiGroups']} {rule['resources']}{names} "
-                        f"verbs={rule['verbs']}")
-                out.append((i, j, desc))
-    return out
+    return ce.rules_of(objs, CONTROLLER_SA)
 
 
 def run_controller(sim, api: client.ApiClient, rendered: dict, workdir: Path, identity: str,

@@ -297,6 +297,11 @@ async fn pod_envelopes(state: &ApiState, pods: &[(Arc<Pod>, String, usize)], sin
                     })
                     .collect(),
                 // A container that has not started yet has no logs; that is not an error.
+                // Not an expected absence: the API's own RBAC is missing something.
+                Err(kube::Error::Api(e)) if e.code == 403 => {
+                    tracing::warn!(pod = %name, error = %e, "pod logs forbidden");
+                    Vec::new()
+                }
                 Err(e) => {
                     tracing::debug!(pod = %name, error = %e, "no logs");
                     Vec::new()
@@ -400,6 +405,10 @@ async fn event_envelopes(state: &ApiState, app: &CFApp, pods: &[(Arc<Pod>, Strin
     let api: Api<Event> = Api::namespaced(state.client.clone(), &app.namespace().unwrap_or_default());
     let events = match api.list(&kube::api::ListParams::default()).await {
         Ok(list) => list.items,
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            tracing::warn!(error = %e, "events forbidden");
+            return Vec::new();
+        }
         Err(e) => {
             tracing::debug!(error = %e, "events unavailable");
             return Vec::new();

@@ -1,0 +1,222 @@
+"""Least privilege, proven for the CF API: `kubefoundry api` runs as a local process against
+`kubefoundry sim --tls`, authenticated only by a token of the chart's API ServiceAccount (so the
+chart's RBAC is all it has), with the chart's own arguments in issuer mode, the mode that needs
+the most (TokenReview for Kubernetes tokens, and the issuer's Secrets).
+
+- The push scenario (api_scenario.py) passes through it: issuer logins, an org tree, a docker
+  app pushed, started, watched and logged, name claims, a ServiceAccount caller, an org deleted
+  through a job; and the API never logs an RBAC denial.
+- The sim's audit log shows every verb on every resource the API's rules grant was used.
+- Then each rule of the API's ClusterRole and issuer Role is removed in turn, in a fresh cluster
+  each: a step must break (or the API log a denial, or exit). A rule whose removal breaks
+  nothing is surplus and fails the test.
+
+The controller runs as its chart ServiceAccount too; test_least_privilege.py proves its rules.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+import socket
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import helm_python as helm
+import pytest
+import yaml
+from kubernetes import client, config as kconfig
+
+import api_scenario
+import chartenv as ce
+from deploy_render import CHART, NAMESPACE, RELEASE
+from support import sim_binary, start_sim, stop_sim
+
+API_SA = f"{RELEASE}-api"
+VALUES = {"api": {"auth": {"mode": "issuer"}}, "defaultAppDomain": {"name": api_scenario.DOMAIN}}
+STEP_TIMEOUT = 30.0
+REMOVAL_STEP_TIMEOUT = 12.0
+WORKERS = 3
+ADMIN_PASSWORD = "admin-secret"
+DEVELOPER, DEVELOPER_PASSWORD = "dana", "dana-secret"
+# A CI deployer: a ServiceAccount presenting its Kubernetes token to the API.
+DEPLOYER_NS, DEPLOYER = "ci", "deployer"
+
+AUDIT_ENV = {"RUST_LOG": "info,kubefoundry_sim::api=debug", "NO_COLOR": "1"}
+AUDIT_LINE = re.compile(r'request .*verb="?(?P<verb>[a-z]+)"? user="?(?P<user>[^" ]+)"? '
+                        r'group="?(?P<group>[^" ]*)"? resource="?(?P<resource>[^" ]*)"? '
+                        r'subresource="?(?P<subresource>[^" ]*)"?')
+
+
+def hash_password(password: str) -> str:
+    return subprocess.run([str(sim_binary()), "hash-password"], input=password + "\n", capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def fixtures() -> list[dict]:
+    """What the scenario brings to the cluster: the issuer's users and the deployer."""
+    users = {"admin": {"passwordHash": hash_password(ADMIN_PASSWORD), "admin": True},
+             DEVELOPER: {"passwordHash": hash_password(DEVELOPER_PASSWORD), "admin": False}}
+    return [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kubefoundry-users", "namespace": ce.ROOT_NAMESPACE},
+         "stringData": {"users.yaml": yaml.safe_dump(users)}},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DEPLOYER_NS}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": DEPLOYER, "namespace": DEPLOYER_NS}},
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sa_token(api, namespace: str, name: str) -> str:
+    request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}}
+    return ce._call(api, "POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token", request)["status"]["token"]
+
+
+def run_stack(sim, api, rendered: dict, workdir: Path, step_timeout: float):
+    """The controller and the API, each as its chart ServiceAccount, through one scenario."""
+    controller_kubeconfig = ce.token_kubeconfig(sim, api, NAMESPACE, f"{RELEASE}-controller",
+                                                workdir / "controller.kubeconfig")
+    controller = ce.Controller(ce.controller_args(rendered["controller-deployment.yaml"][0]), controller_kubeconfig,
+                               workdir / "controller.log", f"lp-api-{workdir.name}")
+    kubeconfig = ce.token_kubeconfig(sim, api, NAMESPACE, API_SA, workdir / "api.kubeconfig")
+    port = free_port()
+    (workdir / "packages").mkdir(exist_ok=True)
+    args = ce.api_args(rendered["api-deployment.yaml"][0], port, workdir / "packages")
+    server = ce.Api(args, kubeconfig, workdir / "api.log", port)
+    users = api_scenario.Users(ADMIN_PASSWORD, DEVELOPER, DEVELOPER_PASSWORD,
+                               f"system:serviceaccount:{DEPLOYER_NS}:{DEPLOYER}", sa_token(api, DEPLOYER_NS, DEPLOYER))
+    try:
+        outcome = api_scenario.run(server.url, users, server, step_timeout)
+    finally:
+        server.stop()
+        controller.stop()
+    return outcome, server
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    return ce.render(VALUES)
+
+
+@pytest.fixture(scope="module")
+def baseline(rendered, tmp_path_factory):
+    """A TLS sim (so bearer tokens are sent) with the chart installed by Helm, and one run."""
+    workdir = tmp_path_factory.mktemp("lp-api")
+    sim = start_sim(tls=True, workdir=workdir, env=AUDIT_ENV)
+    api = sim.api_client()
+    try:
+        with helm.Config(kubeconfig_path=str(sim.kubeconfig), namespace=NAMESPACE) as cfg:
+            cfg.install(CHART, RELEASE, VALUES, create_namespace=True, wait="watcher", timeout=60)
+        for obj in fixtures():
+            ce.apply(api, obj)
+        outcome, server = run_stack(sim, api, rendered, workdir, STEP_TIMEOUT)
+        yield sim, outcome, server
+    finally:
+        api.close()
+        stop_sim(sim)
+
+
+def test_api_serves_the_push_scenario_as_the_chart_service_account(baseline):
+    sim, outcome, server = baseline
+    assert outcome.ok, f"{outcome.step}: {outcome.evidence}\n--- API log ---\n{server.tail(40)}"
+    assert server.denials() == []
+    # Really only the ServiceAccount: its token may not read a Secret the issuer does not use.
+    as_sa = kconfig.new_client_from_config(config_file=str(server.log.parent / "api.kubeconfig"))
+    with pytest.raises(client.ApiException) as denied:
+        client.CoreV1Api(as_sa).read_namespaced_secret("apps-tls", ce.ROOT_NAMESPACE)
+    assert denied.value.status == 403
+    as_sa.close()
+    print(f"scenario in {outcome.seconds:.1f}s: {outcome.timings}")
+
+
+def test_every_granted_permission_is_used(baseline, rendered):
+    """Every verb on every resource the API's rules grant was requested by the API (the sim's
+    audit log). `impersonate` is checked per impersonated kind: users, groups, serviceaccounts."""
+    sim, outcome, _ = baseline
+    assert outcome.ok
+    user = f"system:serviceaccount:{NAMESPACE}:{API_SA}"
+    used = set()
+    for line in sim.log.read_text(errors="replace").splitlines():
+        m = AUDIT_LINE.search(line)
+        if m and m["user"] == user and m["resource"]:
+            resource = m["resource"] + (f"/{m['subresource']}" if m["subresource"] else "")
+            used.add((m["group"], resource, m["verb"]))
+    objs = ce.rbac_objects(rendered)
+    granted = {(g, r, v) for i, j, _ in ce.rules_of(objs, API_SA) for rule in [objs[i]["rules"][j]]
+               for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"] if v != "impersonate"}
+    unused = sorted(granted - used)
+    assert not unused, f"granted but never used by the API (surplus, or a scenario gap): {unused}"
+
+
+@pytest.fixture(scope="module")
+def seeded(rendered, tmp_path_factory) -> tuple[Path, list[dict]]:
+    """A sim data directory with the CRDs established and everything but the API's own rules."""
+    objs = ce.rbac_objects(rendered)
+    workdir = tmp_path_factory.mktemp("lp-api-seed")
+    sim = start_sim(tls=True, workdir=workdir, extra_args=["--data-dir", str(workdir / "data")])
+    api = sim.api_client()
+    try:
+        crds = ce.crds()
+        for crd in crds:
+            ce.apply(api, crd)
+        ce.wait_established(api, [c["metadata"]["name"] for c in crds])
+        mine = {i for i, _, _ in ce.rules_of(objs, API_SA)}
+        for i, obj in enumerate(objs):
+            if i not in mine:
+                ce.apply(api, obj)
+        for obj in fixtures():
+            ce.apply(api, obj)
+    finally:
+        api.close()
+        stop_sim(sim)
+    return workdir / "data", objs
+
+
+def _removal_run(seed, removed, workdir: Path, rendered: dict, step_timeout: float):
+    data, objs = seed
+    index, rule, _ = removed
+    objs = copy.deepcopy(objs)
+    del objs[index]["rules"][rule]
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(data, workdir / "data")
+    sim = start_sim(tls=True, workdir=workdir, extra_args=["--data-dir", str(workdir / "data")])
+    api = sim.api_client()
+    try:
+        ce.wait_established(api, [c["metadata"]["name"] for c in ce.crds()])
+        for i in sorted({i for i, _, _ in ce.rules_of(objs, API_SA)}):
+            ce.apply(api, objs[i])
+        outcome, _ = run_stack(sim, api, rendered, workdir, step_timeout)
+        return outcome
+    finally:
+        api.close()
+        stop_sim(sim)
+
+
+def test_every_api_rule_is_needed(rendered, seeded, tmp_path):
+    rules = ce.rules_of(seeded[1], API_SA)
+    assert len(rules) >= 8, rules
+
+    def attempt(rule, name, timeout):
+        return _removal_run(seeded, rule, tmp_path / f"{name}-{rule[0]}-{rule[1]}", rendered, timeout)
+
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        futures = {r: pool.submit(attempt, r, "rule", REMOVAL_STEP_TIMEOUT) for r in rules}
+        results = {r: f.result() for r, f in futures.items()}
+    # Only a run that completes proves a rule surplus; a timeout under parallel load is retried
+    # alone with the long timeout, and still counts as a break if it recurs.
+    for rule, outcome in list(results.items()):
+        if outcome.kind == "timeout":
+            results[rule] = attempt(rule, "retry", STEP_TIMEOUT)
+    report = "\n".join(
+        f"{'SURPLUS' if o.ok else 'needed '} {desc}\n          -> {o.step or 'every step passed'}: "
+        f"{o.evidence or 'nothing broke'} ({o.seconds:.1f}s)"
+        for (_, _, desc), o in results.items())
+    print(report)
+    surplus = [desc for (_, _, desc), o in results.items() if o.ok]
+    assert not surplus, "rules whose removal breaks nothing (remove them from the chart):\n" + "\n".join(surplus)
