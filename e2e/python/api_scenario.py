@@ -1,7 +1,7 @@
 """The push scenario the API least-privilege suite drives through `kubefoundry api`, over plain
 HTTP as the cf CLI would: an admin (the API's own token issuer) makes an org, a space and roles;
 a space developer (issuer login) pushes a docker app (package, build, droplet, route, start),
-reads its stats and recent logs, meets the uniqueness rules, renames it and frees its old
+reads its stats and recent logs, restarts an instance, meets the uniqueness rules, renames it and frees its old
 name; a ServiceAccount (a Kubernetes token, checked with TokenReview) lists and scales it; then
 the admin deletes the org through a job. Every step leans on something the API does as itself,
 so a rule missing from the chart's API RBAC breaks a step, or shows as a denial in its log."""
@@ -147,6 +147,9 @@ def _developer_sees_it_run(run: Run) -> None:
             raise Broken(f"log sources {sorted(sources)}")
         return True
     run.until("recent logs with the container's lines", logs)
+    # cf restart-app-instance, as the developer: the Pod is deleted as the caller, which the
+    # space developer ClusterRole allows.
+    run.call("dev", "DELETE", f"/v3/apps/{guid}/processes/web/instances/0", want=(204,))
 
 
 def _names_stay_unique(run: Run) -> None:

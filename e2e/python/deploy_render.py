@@ -91,11 +91,19 @@ def stale_files() -> list[Path]:
 
 
 def write() -> None:
-    files = expected_files()  # before removing anything: rendering reads the chart's crds/
-    if DEPLOY.exists():
-        shutil.rmtree(DEPLOY)
+    # The chart's copies first: deploy/ is rendered from the chart as it is on disk, so it must
+    # see the new CRDs and ClusterRoles (one run is enough after a change to either).
+    copies = chart_copies()
     for path in (CHART / "crds").glob("*.yaml"):
         path.unlink()
+    _write(copies)
+    deploy = {DEPLOY / rel: text for rel, text in render_deploy().items()}
+    if DEPLOY.exists():
+        shutil.rmtree(DEPLOY)
+    _write(deploy)
+
+
+def _write(files: dict[Path, str]) -> None:
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)

@@ -51,6 +51,12 @@ fn observe_workloads() -> Vec<PolicyRule> {
     vec![rule("", &["pods", "pods/log", "events"], READ)]
 }
 
+/// Restarting one app instance (`cf restart-app-instance`) deletes its Pod; its Deployment
+/// makes a new one. CF lets developers and supporters do it.
+fn restart_instances() -> PolicyRule {
+    rule("", &["pods"], &["delete"])
+}
+
 /// The name of the ClusterRole for a role type, such as `kubefoundry:space_developer`.
 pub fn name(role: RoleType) -> String {
     format!("kubefoundry:{}", role.as_str())
@@ -83,6 +89,7 @@ pub fn rules(role: RoleType) -> Vec<PolicyRule> {
             rule(GROUP, &["cfprocesses/scale"], &["get", "update", "patch"]),
             rule(GROUP, &["cfroles"], READ),
             rule("", &["secrets"], ALL),
+            restart_instances(),
         ],
         RoleType::SpaceAuditor => vec![rule(GROUP, SPACE_KINDS, READ), rule(GROUP, &["cfroles"], READ)],
         RoleType::SpaceSupporter => vec![
@@ -91,6 +98,7 @@ pub fn rules(role: RoleType) -> Vec<PolicyRule> {
             rule(GROUP, &["cfprocesses/scale"], &["get", "update", "patch"]),
             rule(GROUP, &["cfservicebindings"], &["create", "delete"]),
             rule(GROUP, &["cfroles"], READ),
+            restart_instances(),
         ],
     };
     if !matches!(
@@ -165,6 +173,10 @@ mod tests {
         assert!(allows(RoleType::SpaceSupporter, GROUP, "cfapps", "patch"));
         assert!(!allows(RoleType::SpaceSupporter, GROUP, "cfapps", "create"));
         assert!(!allows(RoleType::SpaceSupporter, "", "secrets", "get"));
+        // Both may restart one instance (delete its Pod); auditors may not.
+        assert!(allows(RoleType::SpaceDeveloper, "", "pods", "delete"));
+        assert!(allows(RoleType::SpaceSupporter, "", "pods", "delete"));
+        assert!(!allows(RoleType::SpaceAuditor, "", "pods", "delete"));
     }
 
     #[test]
