@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The kubefoundry image: one static-runtime image for both Deployments of the Helm chart
-# (`kubefoundry controller` and, from issue 5, `kubefoundry api`), running as non-root.
+# (`kubefoundry controller` and `kubefoundry api`), running as non-root.
 #
 #   docker build -t <registry>/kubefoundry:<version> .
 #
@@ -20,7 +20,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=builder /out/kubefoundry /usr/local/bin/kubefoundry
 USER 65532:65532
-# 8080: the controller's /metrics, /healthz and /readyz; the API listens where --listen says.
+# 8080: the controller's /metrics, /healthz and /readyz, and the API (the chart passes --listen=0.0.0.0:8080).
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/kubefoundry"]
 CMD ["--help"]
