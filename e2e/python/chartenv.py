@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -157,6 +158,31 @@ def rules_of(objs: list[dict], prefix: str) -> list[tuple[int, int, str]]:
                         f"{rule['resources']}{names} verbs={rule['verbs']}")
                 out.append((i, j, desc))
     return out
+
+
+# The sim's debug log of every request, with its user: an audit log.
+AUDIT_ENV = {"RUST_LOG": "info,kubefoundry_sim::api=debug", "NO_COLOR": "1"}
+AUDIT_LINE = re.compile(r'request .*verb="?(?P<verb>[a-z]+)"? user="?(?P<user>[^" ]+)"? '
+                        r'group="?(?P<group>[^" ]*)"? resource="?(?P<resource>[^" ]*)"? '
+                        r'subresource="?(?P<subresource>[^" ]*)"?')
+
+
+def audited(sim: Sim, user: str) -> set[tuple[str, str, str]]:
+    """(group, resource[/subresource], verb) of every request `user` made, from the audit log
+    (not discovery, which every user may read)."""
+    used = set()
+    for line in sim.log.read_text(errors="replace").splitlines():
+        m = AUDIT_LINE.search(line)
+        if m and m["user"] == user and m["resource"]:
+            resource = m["resource"] + (f"/{m['subresource']}" if m["subresource"] else "")
+            used.add((m["group"], resource, m["verb"]))
+    return used
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def token_kubeconfig(sim: Sim, api: client.ApiClient, namespace: str, service_account: str, dest: Path) -> Path:

@@ -26,9 +26,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 import shutil
-import socket
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -82,18 +80,13 @@ def rendered():
 # does not hold. Removing their rule shows the refusal.
 GRANTED_ONWARDS = {("kubefoundry.dev", "cfspaces", "get"), ("kubefoundry.dev", "cfdomains", "get")}
 
-# The sim's debug log of every request, with its user: an audit log.
-AUDIT_ENV = {"RUST_LOG": "info,kubefoundry_sim::api=debug", "NO_COLOR": "1"}
-AUDIT_LINE = re.compile(r'request .*verb="?(?P<verb>[a-z]+)"? user="?(?P<user>[^" ]+)"? '
-                        r'group="?(?P<group>[^" ]*)"? resource="?(?P<resource>[^" ]*)"? '
-                        r'subresource="?(?P<subresource>[^" ]*)"?')
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     """A TLS sim (so bearer tokens are sent) with the chart installed by Helm, default values."""
     workdir = tmp_path_factory.mktemp("lp-installed")
-    sim = start_sim(tls=True, workdir=workdir, env=AUDIT_ENV)
+    sim = start_sim(tls=True, workdir=workdir, env=ce.AUDIT_ENV)
     api = sim.api_client()
     try:
         with helm.Config(kubeconfig_path=str(sim.kubeconfig), namespace=NAMESPACE) as cfg:
@@ -136,13 +129,7 @@ def test_every_granted_permission_is_used(installed, baseline, rendered):
     requested by the controller in the baseline run (from the sim's audit log). `bind` is not a
     request (RBAC checks it when a binding is written); removing its rule shows it is needed."""
     sim, _, _ = installed
-    user = f"system:serviceaccount:{NAMESPACE}:{CONTROLLER_SA}"
-    used = set()
-    for line in sim.log.read_text(errors="replace").splitlines():
-        m = AUDIT_LINE.search(line)
-        if m and m["user"] == user and m["resource"]:  # (not discovery, which every user may read)
-            resource = m["resource"] + (f"/{m['subresource']}" if m["subresource"] else "")
-            used.add((m["group"], resource, m["verb"]))
+    used = ce.audited(sim, f"system:serviceaccount:{NAMESPACE}:{CONTROLLER_SA}")
     assert used, "no audit lines from the controller in the sim log"
     objs = rbac_objects(rendered)
     granted = {(g, r, v) for i, j, _ in controller_rules(objs) for rule in [objs[i]["rules"][j]]
@@ -185,12 +172,6 @@ def test_the_service_account_grants_only_the_cf_roles(installed):
         ce.delete(api, "rbac.authorization.k8s.io/v1", "RoleBinding", ce.ROOT_NAMESPACE, "probe-kubefoundry-space_auditor")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_replicas_one_leader_both_probed(installed, baseline, rendered):
     """The chart's two replicas, as the chart's ServiceAccount: one holds the Lease, the standby
     answers its probes too (or the kubelet would restart it forever), and takes over as soon as
@@ -211,7 +192,7 @@ def test_two_replicas_one_leader_both_probed(installed, baseline, rendered):
         except OSError:
             return False
 
-    ports = {"replica-a": _free_port(), "replica-b": _free_port()}
+    ports = {"replica-a": ce.free_port(), "replica-b": ce.free_port()}
     a = ce.Controller(base + [f"--metrics-addr=127.0.0.1:{ports['replica-a']}"], kubeconfig,
                       workdir / "replica-a.log", "replica-a")
     b = None

@@ -17,9 +17,7 @@ The controller runs as its chart ServiceAccount too; test_least_privilege.py pro
 from __future__ import annotations
 
 import copy
-import re
 import shutil
-import socket
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,11 +42,6 @@ DEVELOPER, DEVELOPER_PASSWORD = "dana", "dana-secret"
 # A CI deployer: a ServiceAccount presenting its Kubernetes token to the API.
 DEPLOYER_NS, DEPLOYER = "ci", "deployer"
 
-AUDIT_ENV = {"RUST_LOG": "info,kubefoundry_sim::api=debug", "NO_COLOR": "1"}
-AUDIT_LINE = re.compile(r'request .*verb="?(?P<verb>[a-z]+)"? user="?(?P<user>[^" ]+)"? '
-                        r'group="?(?P<group>[^" ]*)"? resource="?(?P<resource>[^" ]*)"? '
-                        r'subresource="?(?P<subresource>[^" ]*)"?')
-
 
 def hash_password(password: str) -> str:
     return subprocess.run([str(sim_binary()), "hash-password"], input=password + "\n", capture_output=True,
@@ -67,12 +60,6 @@ def fixtures() -> list[dict]:
     ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def sa_token(api, namespace: str, name: str) -> str:
     request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}}
     return ce._call(api, "POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token", request)["status"]["token"]
@@ -85,7 +72,7 @@ def run_stack(sim, api, rendered: dict, workdir: Path, step_timeout: float):
     controller = ce.Controller(ce.controller_args(rendered["controller-deployment.yaml"][0]), controller_kubeconfig,
                                workdir / "controller.log", f"lp-api-{workdir.name}")
     kubeconfig = ce.token_kubeconfig(sim, api, NAMESPACE, API_SA, workdir / "api.kubeconfig")
-    port = free_port()
+    port = ce.free_port()
     (workdir / "packages").mkdir(exist_ok=True)
     args = ce.api_args(rendered["api-deployment.yaml"][0], port, workdir / "packages")
     server = ce.Api(args, kubeconfig, workdir / "api.log", port)
@@ -108,7 +95,7 @@ def rendered():
 def baseline(rendered, tmp_path_factory):
     """A TLS sim (so bearer tokens are sent) with the chart installed by Helm, and one run."""
     workdir = tmp_path_factory.mktemp("lp-api")
-    sim = start_sim(tls=True, workdir=workdir, env=AUDIT_ENV)
+    sim = start_sim(tls=True, workdir=workdir, env=ce.AUDIT_ENV)
     api = sim.api_client()
     try:
         with helm.Config(kubeconfig_path=str(sim.kubeconfig), namespace=NAMESPACE) as cfg:
@@ -140,13 +127,7 @@ def test_every_granted_permission_is_used(baseline, rendered):
     audit log). `impersonate` is checked per impersonated kind: users, groups, serviceaccounts."""
     sim, outcome, _ = baseline
     assert outcome.ok
-    user = f"system:serviceaccount:{NAMESPACE}:{API_SA}"
-    used = set()
-    for line in sim.log.read_text(errors="replace").splitlines():
-        m = AUDIT_LINE.search(line)
-        if m and m["user"] == user and m["resource"]:
-            resource = m["resource"] + (f"/{m['subresource']}" if m["subresource"] else "")
-            used.add((m["group"], resource, m["verb"]))
+    used = ce.audited(sim, f"system:serviceaccount:{NAMESPACE}:{API_SA}")
     objs = ce.rbac_objects(rendered)
     granted = {(g, r, v) for i, j, _ in ce.rules_of(objs, API_SA) for rule in [objs[i]["rules"][j]]
                for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"] if v != "impersonate"}
