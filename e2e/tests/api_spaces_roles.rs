@@ -706,3 +706,48 @@ async fn bad_input_and_races() {
         .await;
     assert_eq!(r.guids().len(), 1);
 }
+
+/// Each caller's access is cached, yet a role change is seen by the very next request: the
+/// façade answers a role's POST and DELETE only once its cache holds the change, and the
+/// cached access is dropped when the role cache changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn role_changes_are_seen_by_the_next_request() {
+    let s = CfStack::start().await;
+    let admin = s.admin();
+    let alice = CfStack::token("alice");
+    let (org, space) = s.org_and_space("o-next", "s-next").await;
+    let space_path = format!("/v3/spaces/{space}");
+
+    // alice's access is computed (and cached) before any grant: she sees nothing.
+    let r = s.call("GET", &space_path, Some(&alice), None).await;
+    assert_eq!((r.status, r.detail()), (404, "Space not found".to_owned()));
+    let r = s.call("GET", "/v3/organizations", Some(&alice), None).await;
+    assert!(r.guids().is_empty(), "{:?}", r.body);
+
+    let r = grant(&s, &admin, "organization_user", "alice", "organization", &org).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let r = s.call("GET", "/v3/organizations", Some(&alice), None).await;
+    assert_eq!(r.guids(), vec![org.clone()]);
+    let r = s.call("GET", &space_path, Some(&alice), None).await;
+    assert_eq!(r.status, 404, "an org user does not see the org's spaces");
+
+    let r = grant(&s, &admin, "space_developer", "alice", "space", &space).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let role = r.guid();
+    let r = s.call("GET", &space_path, Some(&alice), None).await;
+    assert_eq!(r.status, 200, "granted: {:?}", r.body);
+    let r = s.call("GET", "/v3/spaces", Some(&alice), None).await;
+    assert_eq!(r.guids(), vec![space.clone()]);
+
+    // No waiting for the delete job: the role stops granting as soon as DELETE is answered.
+    let r = s
+        .call("DELETE", &format!("/v3/roles/{role}"), Some(&admin), None)
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let r = s.call("GET", &space_path, Some(&alice), None).await;
+    assert_eq!((r.status, r.detail()), (404, "Space not found".to_owned()));
+    let r = s.call("GET", "/v3/spaces", Some(&alice), None).await;
+    assert!(r.guids().is_empty(), "{:?}", r.body);
+    let r = s.call("GET", "/v3/organizations", Some(&alice), None).await;
+    assert_eq!(r.guids(), vec![org]);
+}

@@ -17,7 +17,7 @@ pub mod v3;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use axum::{Router, extract::DefaultBodyLimit, routing::get};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::{
     Api, Client,
     runtime::{WatchStreamExt, reflector, reflector::Store, watcher},
@@ -102,6 +102,9 @@ pub struct Caches {
     pub service_bindings: Store<CFServiceBinding>,
     /// Pods of apps and tasks (those carrying the app GUID label).
     pub pods: Store<Pod>,
+    /// Each caller's access; `orgs`, `spaces` and `roles` must be written through its
+    /// [`access::Generation`] or it serves stale access.
+    pub access: Arc<access::AccessCache>,
 }
 
 /// Everything handlers share.
@@ -158,25 +161,58 @@ fn impersonating(client: &Client, identity: &auth::Identity) -> Client {
     Client::new(service, client.default_namespace())
 }
 
+/// What a reflector can cache.
+trait Cached:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + std::fmt::Debug
+    + serde::de::DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+}
+impl<K> Cached for K where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Starts the caches; resolves once they hold a first view.
 pub async fn caches(client: &Client) -> Caches {
-    fn run<K>(client: &Client, config: watcher::Config) -> (Store<K>, futures::future::BoxFuture<'static, ()>)
-    where
-        K: kube::Resource<DynamicType = ()>
-            + Clone
-            + std::fmt::Debug
-            + serde::de::DeserializeOwned
-            + Send
-            + Sync
-            + 'static,
-    {
-        let (reader, writer) = reflector::store();
-        let stream = reflector::reflector(
-            writer,
-            watcher(Api::<K>::all(client.clone()), config).default_backoff(),
-        )
-        .applied_objects()
-        .for_each(|_| futures::future::ready(()));
+    fn run<K: Cached>(
+        client: &Client,
+        config: watcher::Config,
+    ) -> (Store<K>, futures::future::BoxFuture<'static, ()>) {
+        start(client, config, None)
+    }
+    fn counted<K: Cached>(
+        client: &Client,
+        config: watcher::Config,
+        generation: Arc<access::Generation>,
+    ) -> (Store<K>, futures::future::BoxFuture<'static, ()>) {
+        start(client, config, Some(generation))
+    }
+    fn start<K: Cached>(
+        client: &Client,
+        config: watcher::Config,
+        counted: Option<Arc<access::Generation>>,
+    ) -> (Store<K>, futures::future::BoxFuture<'static, ()>) {
+        let (reader, mut writer) = reflector::store();
+        // What `reflector::reflector` does, counting the writes that change access.
+        let stream = watcher(Api::<K>::all(client.clone()), config)
+            .default_backoff()
+            .inspect_ok(move |event| match &counted {
+                Some(generation) => generation.apply(&mut writer, event),
+                None => writer.apply_watcher_event(event),
+            })
+            .applied_objects()
+            .for_each(|_| futures::future::ready(()));
         tokio::spawn(stream);
         let ready = reader.clone();
         (
@@ -198,10 +234,11 @@ pub async fn caches(client: &Client) -> Caches {
         store
     }
     let mut waits = Vec::new();
+    let access = Arc::new(access::AccessCache::default());
     let caches = Caches {
-        orgs: keep(&mut waits, run(client, all())),
-        spaces: keep(&mut waits, run(client, all())),
-        roles: keep(&mut waits, run(client, all())),
+        orgs: keep(&mut waits, counted(client, all(), access.generation())),
+        spaces: keep(&mut waits, counted(client, all(), access.generation())),
+        roles: keep(&mut waits, counted(client, all(), access.generation())),
         apps: keep(&mut waits, run(client, all())),
         processes: keep(&mut waits, run(client, all())),
         packages: keep(&mut waits, run(client, all())),
@@ -213,6 +250,7 @@ pub async fn caches(client: &Client) -> Caches {
         service_instances: keep(&mut waits, run(client, all())),
         service_bindings: keep(&mut waits, run(client, all())),
         pods: keep(&mut waits, run(client, all().labels(crate::labels::APP_GUID))),
+        access,
     };
     futures::future::join_all(waits).await;
     caches

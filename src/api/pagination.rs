@@ -92,7 +92,7 @@ pub fn page_of(
         pairs.sort();
         json!({"href": format!("{base}{path}?{}", pairs.join("&"))})
     };
-    json!({
+    let mut body = json!({
         "pagination": {
             "total_results": total,
             "total_pages": total_pages,
@@ -101,8 +101,10 @@ pub fn page_of(
             "next": if params.page < total_pages { link(params.page + 1) } else { Value::Null },
             "previous": if params.page > 1 && params.page <= total_pages.max(1) + 1 { link(params.page - 1) } else { Value::Null },
         },
-        "resources": resources,
-    })
+    });
+    // Moved in, not through `json!`, which would copy every resource by serializing it.
+    body["resources"] = Value::Array(resources);
+    body
 }
 
 fn encode(s: &str) -> String {
@@ -118,14 +120,17 @@ fn encode(s: &str) -> String {
 pub fn order(resources: &mut [Value], params: &PageParams) {
     let (field, descending) = &params.order_by;
     resources.sort_by(|a, b| {
-        let key = |v: &Value| {
-            v.get(field)
-                .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
-                .unwrap_or_default()
-        };
+        let key = |v: &Value| order_key(v, field);
         let ordering = key(a).cmp(&key(b)).then_with(|| key_guid(a).cmp(&key_guid(b)));
         if *descending { ordering.reverse() } else { ordering }
     });
+}
+
+/// What ordering by `field` compares: the presented field, as a string.
+pub fn order_key(v: &Value, field: &str) -> String {
+    v.get(field)
+        .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+        .unwrap_or_default()
 }
 
 fn key_guid(v: &Value) -> String {

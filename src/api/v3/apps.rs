@@ -157,6 +157,14 @@ impl CfKind for CFApp {
         })
     }
 
+    fn order_key(&self, field: &str) -> Option<String> {
+        match field {
+            "name" => Some(self.spec.display_name.clone()),
+            "state" => Some(state_name(self.spec.desired_state).to_owned()),
+            _ => None,
+        }
+    }
+
     fn filter(&self, key: &str, values: &[String], cx: &Cx<'_>) -> bool {
         let space = space_of(self);
         match key {
@@ -432,15 +440,9 @@ async fn list(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> CfResult<Json<Value>> {
+) -> CfResult<resource::ListBody> {
     let caller = Caller::of(&state, &headers).await?;
-    Ok(Json(resource::list::<CFApp>(
-        &state,
-        &caller,
-        raw.as_deref(),
-        "/v3/apps",
-        |_| true,
-    )?))
+    resource::list::<CFApp>(&state, &caller, raw.as_deref(), "/v3/apps", |_| true)
 }
 
 async fn show(

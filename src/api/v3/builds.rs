@@ -149,15 +149,9 @@ async fn list(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> CfResult<Json<Value>> {
+) -> CfResult<resource::ListBody> {
     let caller = Caller::of(&state, &headers).await?;
-    Ok(Json(resource::list::<CFBuild>(
-        &state,
-        &caller,
-        raw.as_deref(),
-        "/v3/builds",
-        |_| true,
-    )?))
+    resource::list::<CFBuild>(&state, &caller, raw.as_deref(), "/v3/builds", |_| true)
 }
 
 #[derive(Deserialize)]

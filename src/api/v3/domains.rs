@@ -135,15 +135,9 @@ async fn list(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> CfResult<Json<Value>> {
+) -> CfResult<resource::ListBody> {
     let caller = Caller::of(&state, &headers).await?;
-    Ok(Json(resource::list::<CFDomain>(
-        &state,
-        &caller,
-        raw.as_deref(),
-        "/v3/domains",
-        |_| true,
-    )?))
+    resource::list::<CFDomain>(&state, &caller, raw.as_deref(), "/v3/domains", |_| true)
 }
 
 async fn list_for_org(
@@ -151,18 +145,18 @@ async fn list_for_org(
     headers: HeaderMap,
     Path(org): Path<String>,
     RawQuery(raw): RawQuery,
-) -> CfResult<Json<Value>> {
+) -> CfResult<resource::ListBody> {
     let caller = Caller::of(&state, &headers).await?;
     resource::find::<CFOrg>(&state, &caller, &org)?;
     let q = Query::parse(raw.as_deref().unwrap_or(""))?;
-    Ok(Json(resource::list_with::<CFDomain>(
+    resource::list_with::<CFDomain>(
         &state,
         &caller,
         &q,
         &format!("/v3/organizations/{org}/domains"),
         |d| usable_by(d, |o| o == org, true),
         &["names"],
-    )?))
+    )
 }
 
 /// The oldest shared, external domain (CC's default for every org).
@@ -528,6 +522,7 @@ pub(crate) mod testing {
                 service_instances: instances_r,
                 service_bindings: reflector::store().0,
                 pods: reflector::store().0,
+                access: Default::default(),
             };
             Self {
                 caches,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::{
-    Json, Router,
+    Router,
     extract::{Path, RawQuery, State},
     http::HeaderMap,
     response::Response,
@@ -145,15 +145,9 @@ async fn list(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> CfResult<Json<Value>> {
+) -> CfResult<resource::ListBody> {
     let caller = Caller::of(&state, &headers).await?;
-    Ok(Json(resource::list::<CFDroplet>(
-        &state,
-        &caller,
-        raw.as_deref(),
-        "/v3/droplets",
-        |_| true,
-    )?))
+    resource::list::<CFDroplet>(&state, &caller, raw.as_deref(), "/v3/droplets", |_| true)
 }
 
 async fn app_droplets(
@@ -161,7 +155,7 @@ async fn app_droplets(
     headers: HeaderMap,
     Path(guid): Path<String>,
     RawQuery(raw): RawQuery,
-) -> CfResult<Json<Value>> {
+) -> CfResult<resource::ListBody> {
     let caller = Caller::of(&state, &headers).await?;
     let app = resource::find::<CFApp>(&state, &caller, &guid)?;
     let q = Query::parse(raw.as_deref().unwrap_or(""))?;
@@ -172,14 +166,14 @@ async fn app_droplets(
         return Err(CfError::BadQuery("Current must be a boolean".into()));
     }
     let space = app.namespace();
-    Ok(Json(resource::list_with::<CFDroplet>(
+    resource::list_with::<CFDroplet>(
         &state,
         &caller,
         &q,
         &format!("/v3/apps/{guid}/droplets"),
         |d| d.spec.app_guid == guid && d.namespace() == space,
         &["states", "current"],
-    )?))
+    )
 }
 
 async fn package_droplets(
@@ -187,19 +181,19 @@ async fn package_droplets(
     headers: HeaderMap,
     Path(guid): Path<String>,
     RawQuery(raw): RawQuery,
-) -> CfResult<Json<Value>> {
+) -> CfResult<resource::ListBody> {
     let caller = Caller::of(&state, &headers).await?;
     let package = resource::find::<CFPackage>(&state, &caller, &guid)?;
     let q = Query::parse(raw.as_deref().unwrap_or(""))?;
     let space = package.namespace();
-    Ok(Json(resource::list_with::<CFDroplet>(
+    resource::list_with::<CFDroplet>(
         &state,
         &caller,
         &q,
         &format!("/v3/packages/{guid}/droplets"),
         |d| d.spec.package_guid.as_deref() == Some(guid.as_str()) && d.namespace() == space,
         &["states"],
-    )?))
+    )
 }
 
 async fn destroy(

@@ -53,6 +53,10 @@ impl CfKind for CFOrg {
         self.namespace().as_deref() == Some(cx.root) && access.org(&self.name_any())
     }
 
+    fn order_key(&self, field: &str) -> Option<String> {
+        (field == "name").then(|| self.spec.display_name.clone())
+    }
+
     fn present(&self, cx: &Cx<'_>) -> Value {
         let guid = self.name_any();
         let (created_at, updated_at) = timestamps(&self.metadata);
@@ -85,15 +89,9 @@ async fn list(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> CfResult<Json<Value>> {
+) -> CfResult<resource::ListBody> {
     let caller = Caller::of(&state, &headers).await?;
-    Ok(Json(resource::list::<CFOrg>(
-        &state,
-        &caller,
-        raw.as_deref(),
-        "/v3/organizations",
-        |_| true,
-    )?))
+    resource::list::<CFOrg>(&state, &caller, raw.as_deref(), "/v3/organizations", |_| true)
 }
 
 async fn show(

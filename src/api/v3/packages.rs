@@ -162,15 +162,9 @@ async fn list(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> CfResult<Json<Value>> {
+) -> CfResult<resource::ListBody> {
     let caller = Caller::of(&state, &headers).await?;
-    Ok(Json(resource::list::<CFPackage>(
-        &state,
-        &caller,
-        raw.as_deref(),
-        "/v3/packages",
-        |_| true,
-    )?))
+    resource::list::<CFPackage>(&state, &caller, raw.as_deref(), "/v3/packages", |_| true)
 }
 
 async fn app_packages(
@@ -178,19 +172,19 @@ async fn app_packages(
     headers: HeaderMap,
     Path(guid): Path<String>,
     RawQuery(raw): RawQuery,
-) -> CfResult<Json<Value>> {
+) -> CfResult<resource::ListBody> {
     let caller = Caller::of(&state, &headers).await?;
     let app = resource::find::<CFApp>(&state, &caller, &guid)?;
     let q = Query::parse(raw.as_deref().unwrap_or(""))?;
     let space = app.namespace();
-    Ok(Json(resource::list_with::<CFPackage>(
+    resource::list_with::<CFPackage>(
         &state,
         &caller,
         &q,
         &format!("/v3/apps/{guid}/packages"),
         |p| p.spec.app_guid == guid && p.namespace() == space,
         &["states", "types"],
-    )?))
+    )
 }
 
 #[derive(Deserialize)]
@@ -720,6 +714,7 @@ pub(crate) mod testing {
             service_instances: reflector::store().0,
             service_bindings: reflector::store().0,
             pods: reflector::store().0,
+            access: Default::default(),
         }
     }
 

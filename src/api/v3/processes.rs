@@ -467,15 +467,9 @@ async fn list(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> CfResult<Json<Value>> {
+) -> CfResult<resource::ListBody> {
     let caller = Caller::of(&state, &headers).await?;
-    Ok(Json(resource::list::<CFProcess>(
-        &state,
-        &caller,
-        raw.as_deref(),
-        "/v3/processes",
-        |_| true,
-    )?))
+    resource::list::<CFProcess>(&state, &caller, raw.as_deref(), "/v3/processes", |_| true)
 }
 
 async fn list_of_app(
@@ -483,18 +477,18 @@ async fn list_of_app(
     headers: HeaderMap,
     Path(guid): Path<String>,
     RawQuery(raw): RawQuery,
-) -> CfResult<Json<Value>> {
+) -> CfResult<resource::ListBody> {
     let caller = Caller::of(&state, &headers).await?;
     let app = find_app(&state, &caller, &guid)?;
     let q = Query::parse(raw.as_deref().unwrap_or(""))?;
-    Ok(Json(resource::list_with::<CFProcess>(
+    resource::list_with::<CFProcess>(
         &state,
         &caller,
         &q,
         &format!("/v3/apps/{guid}/processes"),
         |p| p.spec.app_guid == guid && p.namespace() == app.namespace(),
         &["types", "embed"],
-    )?))
+    )
 }
 
 async fn show(
@@ -904,6 +898,7 @@ pub(crate) mod test_caches {
             service_instances: store(vec![]),
             service_bindings: store(vec![]),
             pods: store(pods),
+            access: Default::default(),
         }
     }
 

@@ -284,15 +284,9 @@ async fn list(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> CfResult<Json<Value>> {
+) -> CfResult<resource::ListBody> {
     let caller = Caller::of(&state, &headers).await?;
-    Ok(Json(resource::list::<CFRole>(
-        &state,
-        &caller,
-        raw.as_deref(),
-        "/v3/roles",
-        |_| true,
-    )?))
+    resource::list::<CFRole>(&state, &caller, raw.as_deref(), "/v3/roles", |_| true)
 }
 
 async fn show(
@@ -633,6 +627,7 @@ pub(crate) mod testing {
             service_instances: reflector::store().0,
             service_bindings: reflector::store().0,
             pods: reflector::store().0,
+            access: Default::default(),
         }
     }
 }

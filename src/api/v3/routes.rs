@@ -246,15 +246,9 @@ async fn list(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> CfResult<Json<Value>> {
+) -> CfResult<resource::ListBody> {
     let caller = Caller::of(&state, &headers).await?;
-    Ok(Json(resource::list::<CFRoute>(
-        &state,
-        &caller,
-        raw.as_deref(),
-        "/v3/routes",
-        |_| true,
-    )?))
+    resource::list::<CFRoute>(&state, &caller, raw.as_deref(), "/v3/routes", |_| true)
 }
 
 async fn show(
@@ -272,17 +266,17 @@ async fn list_for_app(
     headers: HeaderMap,
     Path(app): Path<String>,
     RawQuery(raw): RawQuery,
-) -> CfResult<Json<Value>> {
+) -> CfResult<resource::ListBody> {
     let caller = Caller::of(&state, &headers).await?;
     let found = resource::find::<CFApp>(&state, &caller, &app)?;
     let space = found.namespace();
-    Ok(Json(resource::list::<CFRoute>(
+    resource::list::<CFRoute>(
         &state,
         &caller,
         raw.as_deref(),
         &format!("/v3/apps/{app}/routes"),
         |r| r.namespace() == space && r.spec.destinations.iter().any(|d| d.app_guid == app),
-    )?))
+    )
 }
 
 #[derive(Deserialize)]

@@ -182,15 +182,15 @@ async fn list(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> CfResult<Json<Value>> {
+) -> CfResult<resource::ListBody> {
     let caller = Caller::of(&state, &headers).await?;
-    Ok(Json(resource::list::<CFServiceBinding>(
+    resource::list::<CFServiceBinding>(
         &state,
         &caller,
         raw.as_deref(),
         "/v3/service_credential_bindings",
         |_| true,
-    )?))
+    )
 }
 
 #[derive(Deserialize)]

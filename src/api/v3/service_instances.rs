@@ -288,7 +288,7 @@ async fn list(
     let caller = Caller::of(&state, &headers).await?;
     let q = Query::parse(raw.as_deref().unwrap_or(""))?;
     let fields = requested_fields(&q)?;
-    let mut body = resource::list_with::<CFServiceInstance>(
+    let mut body = resource::list_value::<CFServiceInstance>(
         &state,
         &caller,
         &q,

@@ -65,6 +65,10 @@ impl CfKind for CFSpace {
         access.space(&self.name_any())
     }
 
+    fn order_key(&self, field: &str) -> Option<String> {
+        (field == "name").then(|| self.spec.display_name.clone())
+    }
+
     fn present(&self, cx: &Cx<'_>) -> Value {
         let guid = self.name_any();
         let org = self.namespace();
@@ -129,15 +133,9 @@ async fn list(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> CfResult<Json<Value>> {
+) -> CfResult<resource::ListBody> {
     let caller = Caller::of(&state, &headers).await?;
-    Ok(Json(resource::list::<CFSpace>(
-        &state,
-        &caller,
-        raw.as_deref(),
-        "/v3/spaces",
-        |_| true,
-    )?))
+    resource::list::<CFSpace>(&state, &caller, raw.as_deref(), "/v3/spaces", |_| true)
 }
 
 async fn show(

@@ -136,15 +136,9 @@ async fn list(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> CfResult<Json<Value>> {
+) -> CfResult<resource::ListBody> {
     let caller = Caller::of(&state, &headers).await?;
-    Ok(Json(resource::list::<CFTask>(
-        &state,
-        &caller,
-        raw.as_deref(),
-        "/v3/tasks",
-        |_| true,
-    )?))
+    resource::list::<CFTask>(&state, &caller, raw.as_deref(), "/v3/tasks", |_| true)
 }
 
 async fn app_tasks(
@@ -152,19 +146,19 @@ async fn app_tasks(
     headers: HeaderMap,
     Path(guid): Path<String>,
     RawQuery(raw): RawQuery,
-) -> CfResult<Json<Value>> {
+) -> CfResult<resource::ListBody> {
     let caller = Caller::of(&state, &headers).await?;
     let app = resource::find::<CFApp>(&state, &caller, &guid)?;
     let q = Query::parse(raw.as_deref().unwrap_or(""))?;
     let space = app.namespace();
-    Ok(Json(resource::list_with::<CFTask>(
+    resource::list_with::<CFTask>(
         &state,
         &caller,
         &q,
         &format!("/v3/apps/{guid}/tasks"),
         |t| t.spec.app_guid == guid && t.namespace() == space,
         &["names", "states", "sequence_ids"],
-    )?))
+    )
 }
 
 #[derive(Deserialize)]
