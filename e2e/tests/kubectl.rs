@@ -1504,3 +1504,39 @@ async fn job_runs_to_completion() {
     let logs = tc.kubectl_ok(&["logs", "job/hello", "-n", &ns]);
     assert_eq!(logs, "hi\n");
 }
+
+/// A Job Pod deleted while it runs (its namespace terminating, say) goes: the Job controller
+/// drops its tracking finalizer, as kube-controller-manager does. Before, such a Pod kept its
+/// finalizer and the namespace stayed Terminating for ever (a CF space deleted mid-task).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_job_pods_do_not_block_namespace_deletion() {
+    let tc = TestCluster::start_with(Options {
+        config: kubefoundry_sim::Config {
+            job_run_time: Duration::from_secs(600),
+            ..fast_config()
+        },
+        ..Default::default()
+    })
+    .await;
+    let ns = tc.temp_namespace();
+    apply_ok(
+        &tc,
+        &format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: long\n  namespace: {ns}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: long\n        image: busybox:1.36\n        command: [sleep, '3600']\n"
+        ),
+        &[],
+    );
+    let pod = eventually("the Job Pod to run", Duration::from_secs(20), || async {
+        let pods = get_json(&tc, &["pods", "-n", &ns, "-l", "job-name=long"]);
+        let pod = pods["items"].get(0)?.clone();
+        (pod["status"]["phase"] == "Running").then_some(pod)
+    })
+    .await;
+    assert_eq!(
+        pod["metadata"]["finalizers"][0],
+        "batch.kubernetes.io/job-tracking"
+    );
+    tc.kubectl_ok(&["delete", "namespace", &ns, "--wait=true", "--timeout=20s"]);
+    let out = tc.kubectl(&["get", "namespace", &ns]);
+    assert!(!out.status.success(), "namespace {ns} still exists");
+}

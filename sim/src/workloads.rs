@@ -27,6 +27,9 @@ pub const LOG_ANNOTATION: &str = "sim.kubefoundry.dev/log";
 
 const MANAGER: &str = "kube-controller-manager";
 
+/// The finalizer the Job controller keeps on a Job's Pods until it has counted them.
+const JOB_TRACKING: &str = "batch.kubernetes.io/job-tracking";
+
 /// Reconciles the workload concern of `key`, if it has one.
 pub fn reconcile(
     cluster: &Cluster,
@@ -379,7 +382,7 @@ fn job(cluster: &Cluster, key: &Key, job: &Value, index: &Index) {
                 "namespace": key.namespace,
                 "labels": template.pointer("/metadata/labels").cloned().unwrap_or(json!({})),
                 "ownerReferences": [owner_ref("Job", "batch/v1", job)],
-                "finalizers": ["batch.kubernetes.io/job-tracking"],
+                "finalizers": [JOB_TRACKING],
             },
             "spec": template.get("spec").cloned().unwrap_or(json!({})),
         });
@@ -396,7 +399,7 @@ fn job(cluster: &Cluster, key: &Key, job: &Value, index: &Index) {
             crate::gc::remove_finalizer(
                 cluster,
                 &Key::new("/pods", &key.namespace, s(p, "/metadata/name")),
-                "batch.kubernetes.io/job-tracking",
+                JOB_TRACKING,
             );
         }
     }
@@ -462,6 +465,16 @@ fn pod_ip(name: &str) -> String {
 /// Pods) finishes after the configured run time; failure annotations bend that path.
 fn pod(cluster: &Cluster, key: &Key, p: &Value, requeue: &Requeue) {
     if p.pointer("/metadata/deletionTimestamp").is_some() {
+        // The kubelet stops a deleted Pod's containers, and the Job controller, having counted
+        // it (or finding its Job gone), drops the tracking finalizer. Without this a Job Pod
+        // deleted while running (its Job cancelled, its namespace terminating) never goes.
+        if crate::api::objects::finalizers(p)
+            .iter()
+            .any(|f| f == JOB_TRACKING)
+        {
+            crate::gc::remove_finalizer(cluster, key, JOB_TRACKING);
+            return;
+        }
         if crate::api::objects::finalizers(p).is_empty() {
             let _ = cluster.store.write(key, |_| Ok::<_, ()>(Write::Delete));
         }
