@@ -6,7 +6,12 @@
 // Tests fail loudly: a broken precondition must stop the test, not be handled.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use kubefoundry_e2e::cf::{CfStack, Resp};
+use std::time::Duration;
+
+use kubefoundry_e2e::{
+    cf::{CfStack, Resp},
+    eventually,
+};
 use serde_json::{Value, json};
 
 /// The cf CLI's role body: the user by username (Kubernetes mode sends no origin).
@@ -511,6 +516,37 @@ async fn authorization_matrix() {
         .call("GET", "/v3/spaces?order_by=name", Some(&alice), None)
         .await;
     assert_eq!(r.guids(), vec![a.clone(), b.clone()]);
+
+    // cf rename-space: a space manager may (once the controller has bound its Role in the
+    // org namespace), a space developer may not.
+    let erin = CfStack::token("erin");
+    let r = grant(&s, &admin, "organization_user", "erin", "organization", &org).await;
+    assert!(r.status == 201 || is_role_exists(&r), "{:?}", r.body);
+    let r = grant(&s, &admin, "space_manager", "erin", "space", &a).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let rename = |who: String, name: &'static str| {
+        let s = &s;
+        let a = a.clone();
+        async move {
+            s.call(
+                "PATCH",
+                &format!("/v3/spaces/{a}"),
+                Some(&who),
+                Some(json!({"name": name})),
+            )
+            .await
+        }
+    };
+    let renamed = eventually("the space manager's rename", Duration::from_secs(20), || async {
+        let r = rename(erin.clone(), "a2").await;
+        (r.status == 200).then_some(r)
+    })
+    .await;
+    assert_eq!(renamed.body["name"], "a2");
+    let r = rename(alice.clone(), "a3").await;
+    assert_eq!((r.status, r.title()), (403, "CF-NotAuthorized".to_owned()));
+    let r = rename(erin.clone(), "a").await;
+    assert_eq!((r.status, r.body["name"].clone()), (200, json!("a")));
 
     // Users: only admins create them or change their metadata.
     let r = s

@@ -125,6 +125,11 @@ pub fn space_reader_name(space: &str) -> String {
     format!("kubefoundry-space-{space}")
 }
 
+/// Name of the Role in the org namespace that lets the space's managers see and rename it.
+pub fn space_manager_name(space: &str) -> String {
+    format!("kubefoundry-space-{space}-manager")
+}
+
 /// Org roles that reach into the org's spaces (CF lets them act on space content).
 fn reaches_spaces(role: RoleType) -> bool {
     matches!(role, RoleType::OrganizationManager)
@@ -163,8 +168,14 @@ pub fn desired(role: &CFRole, resolved: &Resolved, root_namespace: &str, prefix:
             out.role_bindings
                 .push(binding(role, &own_namespace, cluster_role_ref(type_), prefix));
             if let (Some(org), Some(space)) = (&resolved.org, &resolved.space) {
+                // CF lets space managers rename their space; the others only see it.
+                let space_role = if type_ == RoleType::SpaceManager {
+                    space_manager_name(space)
+                } else {
+                    space_reader_name(space)
+                };
                 out.role_bindings
-                    .push(binding(role, org, role_ref(space_reader_name(space)), prefix));
+                    .push(binding(role, org, role_ref(space_role), prefix));
                 out.role_bindings.push(binding(
                     role,
                     root_namespace,
@@ -195,11 +206,15 @@ fn reader(
 }
 
 fn read_named(resource: &str, name: &str) -> k8s_openapi::api::rbac::v1::PolicyRule {
+    named(resource, name, &["get", "watch"])
+}
+
+fn named(resource: &str, name: &str, verbs: &[&str]) -> k8s_openapi::api::rbac::v1::PolicyRule {
     k8s_openapi::api::rbac::v1::PolicyRule {
         api_groups: Some(vec![crate::crd::GROUP.to_owned()]),
         resources: Some(vec![resource.to_owned()]),
         resource_names: Some(vec![name.to_owned()]),
-        verbs: vec!["get".to_owned(), "watch".to_owned()],
+        verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
         ..Default::default()
     }
 }
@@ -219,6 +234,17 @@ pub fn org_reader(org: &str, root_namespace: &str, owner_labels: BTreeMap<String
                 ..Default::default()
             },
         ],
+    )
+}
+
+/// The Role in the org namespace that lets managers of `space` read and rename it (a merge
+/// patch, which is how the API writes, so `patch` is all it takes).
+pub fn space_manager(space: &str, org_namespace: &str, owner_labels: BTreeMap<String, String>) -> Role {
+    reader(
+        space_manager_name(space),
+        org_namespace,
+        owner_labels,
+        vec![named("cfspaces", space, &["get", "watch", "patch"])],
     )
 }
 
@@ -270,6 +296,33 @@ mod tests {
         let subject = &d.role_bindings[0].subjects.as_ref().unwrap()[0];
         assert_eq!((subject.kind.as_str(), subject.name.as_str()), ("User", "alice"));
         assert!(d.cluster_role_bindings.is_empty());
+    }
+
+    /// CF lets space managers rename their space: in the org namespace they are bound to a
+    /// Role that may patch that one CFSpace, where other space roles only read it.
+    #[test]
+    fn space_managers_may_patch_their_space_only() {
+        let role = fixtures::user_role("r1", "space-1", RoleType::SpaceManager, "alice");
+        let resolved = Resolved {
+            org: Some("org-1".into()),
+            space: Some("space-1".into()),
+            org_spaces: vec![],
+        };
+        let d = desired(&role, &resolved, "cf", "");
+        assert_eq!(
+            places(&d)[1],
+            ("org-1".to_owned(), "kubefoundry-space-space-1-manager".to_owned())
+        );
+        let manager = space_manager("space-1", "org-1", BTreeMap::new());
+        let rules = manager.rules.unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(
+            rules[0].resource_names.as_deref(),
+            Some(&["space-1".to_owned()][..])
+        );
+        assert_eq!(rules[0].verbs, ["get", "watch", "patch"]);
+        let reader = space_reader("space-1", "org-1", BTreeMap::new());
+        assert_eq!(reader.rules.unwrap()[0].verbs, ["get", "watch"]);
     }
 
     /// Org managers reach every space of their org, as in CF.

@@ -9,21 +9,28 @@ use crate::{
     controller::{
         apply::{stamp, stamp_again},
         namespaces::managed_namespace,
-        role::build::space_reader,
+        role::build::{space_manager, space_reader},
     },
     crd::CFSpace,
     labels::{MANAGED_BY, MANAGED_BY_VALUE, ORG_GUID, SPACE_GUID},
 };
 
-/// The Role in the org namespace that lets the space's members read the CFSpace; owned by it.
-pub fn reader_role(space: &CFSpace) -> Role {
+/// The Roles in the org namespace that let the space's members read the CFSpace, and its
+/// managers rename it; owned by it.
+pub fn space_roles(space: &CFSpace) -> [Role; 2] {
     let labels = BTreeMap::from([
         (MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
         (SPACE_GUID.to_owned(), space.name_any()),
     ]);
-    let mut role = space_reader(&space.name_any(), &space.namespace().unwrap_or_default(), labels);
-    role.metadata.owner_references = space.controller_owner_ref(&()).map(|r| vec![r]);
-    stamp_again(role)
+    let (guid, org) = (space.name_any(), space.namespace().unwrap_or_default());
+    [
+        space_reader(&guid, &org, labels.clone()),
+        space_manager(&guid, &org, labels),
+    ]
+    .map(|mut role| {
+        role.metadata.owner_references = space.controller_owner_ref(&()).map(|r| vec![r]);
+        stamp_again(role)
+    })
 }
 
 /// The space's Namespace: named by the space GUID, labelled with the space and org GUIDs.

@@ -88,10 +88,11 @@ async fn apply(space: &CFSpace, ctx: &Context) -> Result<Action> {
         // apply
         let cached = ctx.caches.namespaces.get(&ObjectRef::new(&space.name_any()));
         super::apply::apply(&Api::all(ctx.client.clone()), &desired, cached.as_deref()).await?;
-        let reader = build::reader_role(space);
-        let cached_reader = ctx.caches.roles.get(&ObjectRef::from_obj(&reader));
         let roles: Api<Role> = Api::namespaced(ctx.client.clone(), &namespace);
-        super::apply::apply(&roles, &reader, cached_reader.as_deref()).await?;
+        for role in build::space_roles(space) {
+            let cached = ctx.caches.roles.get(&ObjectRef::from_obj(&role));
+            super::apply::apply(&roles, &role, cached.as_deref()).await?;
+        }
         Ok(())
     }
     .await;
