@@ -23,12 +23,9 @@ The API's ServiceAccount is proven the same way by test_least_privilege_api.py.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
-import shutil
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import helm_python as helm
@@ -213,70 +210,18 @@ def test_two_replicas_one_leader_both_probed(installed, baseline, rendered):
 
 @pytest.fixture(scope="module")
 def seeded(rendered, tmp_path_factory) -> tuple[Path, list[dict]]:
-    """A sim data directory holding the chart's CRDs (established) and every object a
-    controller needs except its own RBAC rules, which each removal run writes itself: copying it
-    is much cheaper than installing CRDs into each fresh cluster."""
     objs = rbac_objects(rendered)
-    workdir = tmp_path_factory.mktemp("lp-seed")
-    sim = start_sim(tls=True, workdir=workdir, extra_args=["--data-dir", str(workdir / "data")])
-    api = sim.api_client()
-    try:
-        crds = ce.crds()
-        for crd in crds:
-            ce.apply(api, crd)
-        ce.wait_established(api, [c["metadata"]["name"] for c in crds])
-        for i, obj in enumerate(objs):
-            if i not in {index for index, _, _ in controller_rules(objs)}:
-                ce.apply(api, obj)
-    finally:
-        api.close()
-        stop_sim(sim)
-    return workdir / "data", objs
-
-
-def _removal_run(seed: tuple[Path, list[dict]], removed: tuple[int, int, str], workdir: Path,
-                 rendered: dict, step_timeout: float) -> cf_scenario.Outcome:
-    """A fresh cluster from the seed, the controller's RBAC minus one rule, one controller run."""
-    data, objs = seed
-    index, rule, _ = removed
-    objs = copy.deepcopy(objs)
-    del objs[index]["rules"][rule]
-    workdir.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(data, workdir / "data")
-    sim = start_sim(tls=True, workdir=workdir, extra_args=["--data-dir", str(workdir / "data")])
-    api = sim.api_client()
-    try:
-        ce.wait_established(api, [c["metadata"]["name"] for c in ce.crds()])
-        for i in sorted({i for i, _, _ in controller_rules(objs)}):
-            ce.apply(api, objs[i])
-        outcome, _ = run_controller(sim, api, rendered, workdir, f"lp-{index}-{rule}", step_timeout)
-        return outcome
-    finally:
-        api.close()
-        stop_sim(sim)
+    return ce.seed(tmp_path_factory.mktemp("lp-seed"), objs, CONTROLLER_SA), objs
 
 
 def test_every_rule_is_needed(rendered, seeded, tmp_path):
-    rules = controller_rules(seeded[1])
+    data, objs = seeded
+    rules = controller_rules(objs)
     assert len(rules) > 20, rules
 
     def attempt(rule, name, timeout):
-        return _removal_run(seeded, rule, tmp_path / f"{name}-{rule[0]}-{rule[1]}", rendered, timeout)
+        workdir = tmp_path / f"{name}-{rule[0]}-{rule[1]}"
+        return ce.removal_run(data, objs, CONTROLLER_SA, rule, workdir, lambda sim, api: run_controller(
+            sim, api, rendered, workdir, f"lp-{rule[0]}-{rule[1]}", timeout)[0])
 
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        futures = {r: pool.submit(attempt, r, "rule", REMOVAL_STEP_TIMEOUT) for r in rules}
-        results = {r: f.result() for r, f in futures.items()}
-    # A step that merely timed out under parallel load is retried alone with the long timeout;
-    # a step that still does not converge is a visible break too.
-    for rule, outcome in list(results.items()):
-        if outcome.kind == "timeout":
-            results[rule] = attempt(rule, "retry", STEP_TIMEOUT)
-    report = "\n".join(
-        f"{'SURPLUS' if o.ok else 'needed '} {desc}\n          -> {o.step or 'every step passed'}: "
-        f"{o.evidence or 'nothing broke'} ({o.seconds:.1f}s)"
-        for (_, _, desc), o in results.items())
-    seconds = sorted(o.seconds for o in results.values())
-    print(f"{len(results)} runs, median {seconds[len(seconds) // 2]:.1f}s, longest {seconds[-1]:.1f}s")
-    print(report)
-    surplus = [desc for (_, _, desc), o in results.items() if o.ok]
-    assert not surplus, "rules whose removal breaks nothing (remove them from the chart):\n" + "\n".join(surplus)
+    ce.prove_each_rule_needed(rules, attempt, REMOVAL_STEP_TIMEOUT, STEP_TIMEOUT, WORKERS)

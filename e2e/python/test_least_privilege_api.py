@@ -16,10 +16,7 @@ The controller runs as its chart ServiceAccount too; test_least_privilege.py pro
 
 from __future__ import annotations
 
-import copy
-import shutil
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import helm_python as helm
@@ -137,67 +134,18 @@ def test_every_granted_permission_is_used(baseline, rendered):
 
 @pytest.fixture(scope="module")
 def seeded(rendered, tmp_path_factory) -> tuple[Path, list[dict]]:
-    """A sim data directory with the CRDs established and everything but the API's own rules."""
     objs = ce.rbac_objects(rendered)
-    workdir = tmp_path_factory.mktemp("lp-api-seed")
-    sim = start_sim(tls=True, workdir=workdir, extra_args=["--data-dir", str(workdir / "data")])
-    api = sim.api_client()
-    try:
-        crds = ce.crds()
-        for crd in crds:
-            ce.apply(api, crd)
-        ce.wait_established(api, [c["metadata"]["name"] for c in crds])
-        mine = {i for i, _, _ in ce.rules_of(objs, API_SA)}
-        for i, obj in enumerate(objs):
-            if i not in mine:
-                ce.apply(api, obj)
-        for obj in fixtures():
-            ce.apply(api, obj)
-    finally:
-        api.close()
-        stop_sim(sim)
-    return workdir / "data", objs
-
-
-def _removal_run(seed, removed, workdir: Path, rendered: dict, step_timeout: float):
-    data, objs = seed
-    index, rule, _ = removed
-    objs = copy.deepcopy(objs)
-    del objs[index]["rules"][rule]
-    workdir.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(data, workdir / "data")
-    sim = start_sim(tls=True, workdir=workdir, extra_args=["--data-dir", str(workdir / "data")])
-    api = sim.api_client()
-    try:
-        ce.wait_established(api, [c["metadata"]["name"] for c in ce.crds()])
-        for i in sorted({i for i, _, _ in ce.rules_of(objs, API_SA)}):
-            ce.apply(api, objs[i])
-        outcome, _ = run_stack(sim, api, rendered, workdir, step_timeout)
-        return outcome
-    finally:
-        api.close()
-        stop_sim(sim)
+    return ce.seed(tmp_path_factory.mktemp("lp-api-seed"), objs, API_SA, fixtures()), objs
 
 
 def test_every_api_rule_is_needed(rendered, seeded, tmp_path):
-    rules = ce.rules_of(seeded[1], API_SA)
+    data, objs = seeded
+    rules = ce.rules_of(objs, API_SA)
     assert len(rules) >= 8, rules
 
     def attempt(rule, name, timeout):
-        return _removal_run(seeded, rule, tmp_path / f"{name}-{rule[0]}-{rule[1]}", rendered, timeout)
+        workdir = tmp_path / f"{name}-{rule[0]}-{rule[1]}"
+        return ce.removal_run(data, objs, API_SA, rule, workdir,
+                              lambda sim, api: run_stack(sim, api, rendered, workdir, timeout)[0])
 
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        futures = {r: pool.submit(attempt, r, "rule", REMOVAL_STEP_TIMEOUT) for r in rules}
-        results = {r: f.result() for r, f in futures.items()}
-    # Only a run that completes proves a rule surplus; a timeout under parallel load is retried
-    # alone with the long timeout, and still counts as a break if it recurs.
-    for rule, outcome in list(results.items()):
-        if outcome.kind == "timeout":
-            results[rule] = attempt(rule, "retry", STEP_TIMEOUT)
-    report = "\n".join(
-        f"{'SURPLUS' if o.ok else 'needed '} {desc}\n          -> {o.step or 'every step passed'}: "
-        f"{o.evidence or 'nothing broke'} ({o.seconds:.1f}s)"
-        for (_, _, desc), o in results.items())
-    print(report)
-    surplus = [desc for (_, _, desc), o in results.items() if o.ok]
-    assert not surplus, "rules whose removal breaks nothing (remove them from the chart):\n" + "\n".join(surplus)
+    ce.prove_each_rule_needed(rules, attempt, REMOVAL_STEP_TIMEOUT, STEP_TIMEOUT, WORKERS)
