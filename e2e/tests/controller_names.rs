@@ -56,6 +56,22 @@ fn condition(common: Option<&CommonStatus>, type_: &str, generation: Option<i64>
         .cloned()
 }
 
+/// The oldest holder keeps its name; the younger reports the clash, naming the older.
+fn assert_clash(older: &Condition, younger: &Condition, message: &str) {
+    assert_eq!(
+        (older.status.as_str(), older.reason.as_str()),
+        ("True", "NameUnique")
+    );
+    assert_eq!(
+        (
+            younger.status.as_str(),
+            younger.reason.as_str(),
+            younger.message.as_str()
+        ),
+        ("False", "DuplicateName", message)
+    );
+}
+
 async fn unique_name_of_app(apps: &Api<CFApp>, name: &str) -> Option<Condition> {
     let app = apps.get(name).await.ok()?;
     condition(
@@ -94,21 +110,10 @@ async fn the_younger_of_two_same_named_objects_reports_it_until_the_older_goes()
         ))
     })
     .await;
-    assert_eq!(
-        (older.status.as_str(), older.reason.as_str()),
-        ("True", "NameUnique")
-    );
-    assert_eq!(
-        (
-            younger.status.as_str(),
-            younger.reason.as_str(),
-            younger.message.as_str()
-        ),
-        (
-            "False",
-            "DuplicateName",
-            r#"space name "DEV" is also used by CFSpace org-1/space-a (created earlier)"#
-        )
+    assert_clash(
+        &older,
+        &younger,
+        r#"space name "DEV" is also used by CFSpace org-1/space-a (created earlier)"#,
     );
     for name in ["space-a", "space-b"] {
         let space = spaces.get(name).await.unwrap();
@@ -133,21 +138,10 @@ async fn the_younger_of_two_same_named_objects_reports_it_until_the_older_goes()
         ))
     })
     .await;
-    assert_eq!(
-        (older.status.as_str(), older.reason.as_str()),
-        ("True", "NameUnique")
-    );
-    assert_eq!(
-        (
-            younger.status.as_str(),
-            younger.reason.as_str(),
-            younger.message.as_str()
-        ),
-        (
-            "False",
-            "DuplicateName",
-            r#"app name "Web" is also used by CFApp space-a/app-a (created earlier)"#
-        )
+    assert_clash(
+        &older,
+        &younger,
+        r#"app name "Web" is also used by CFApp space-a/app-a (created earlier)"#,
     );
     let ready = |app: &CFApp| {
         let c = app.status.as_ref()?.common.condition("Ready")?;
