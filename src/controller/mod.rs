@@ -10,6 +10,7 @@ pub mod domain;
 pub mod droplet;
 pub mod error;
 pub mod events;
+pub mod feed;
 pub mod leader;
 pub mod metrics;
 pub mod names;
@@ -39,15 +40,11 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, Client,
-    runtime::{
-        WatchStreamExt,
-        controller::Action,
-        reflector::{self, Store},
-        watcher,
-    },
+    runtime::{WatchStreamExt, controller::Action, reflector, watcher},
 };
 
 pub use error::{Error, Result};
+pub use feed::{Cached, Feed};
 
 use crate::labels::{MANAGED_BY, MANAGED_BY_VALUE};
 
@@ -115,49 +112,49 @@ pub fn runtime_config(ctx: &Context) -> kube::runtime::controller::Config {
 #[derive(Clone)]
 pub struct Caches {
     /// Namespaces kubefoundry manages.
-    pub namespaces: Store<Namespace>,
+    pub namespaces: Cached<Namespace>,
     /// RoleBindings kubefoundry manages.
-    pub role_bindings: Store<RoleBinding>,
+    pub role_bindings: Cached<RoleBinding>,
     /// ClusterRoleBindings kubefoundry manages.
-    pub cluster_role_bindings: Store<ClusterRoleBinding>,
+    pub cluster_role_bindings: Cached<ClusterRoleBinding>,
     /// Roles kubefoundry manages (the org and space reader Roles).
-    pub roles: Store<Role>,
+    pub roles: Cached<Role>,
     /// Deployments kubefoundry manages (one per app process).
-    pub deployments: Store<Deployment>,
+    pub deployments: Cached<Deployment>,
     /// Services kubefoundry manages (one per routed process).
-    pub services: Store<Service>,
+    pub services: Cached<Service>,
     /// Ingresses kubefoundry manages (one per route).
-    pub ingresses: Store<Ingress>,
+    pub ingresses: Cached<Ingress>,
     /// Jobs kubefoundry manages (one per task).
-    pub jobs: Store<Job>,
+    pub jobs: Cached<Job>,
     /// Secrets kubefoundry manages (image pull, VCAP_SERVICES, bindings).
-    pub secrets: Store<Secret>,
+    pub secrets: Cached<Secret>,
     /// Pods of kubefoundry workloads, for process and task status.
-    pub pods: Store<Pod>,
+    pub pods: Cached<Pod>,
     /// Every CFOrg, for name uniqueness.
-    pub orgs: Store<crate::crd::CFOrg>,
+    pub orgs: Cached<crate::crd::CFOrg>,
     /// Every CFSpace, for name uniqueness.
-    pub spaces: Store<crate::crd::CFSpace>,
+    pub spaces: Cached<crate::crd::CFSpace>,
     /// Every CFApp, for resolving references.
-    pub apps: Store<crate::crd::CFApp>,
+    pub apps: Cached<crate::crd::CFApp>,
     /// Every CFProcess.
-    pub processes: Store<crate::crd::CFProcess>,
+    pub processes: Cached<crate::crd::CFProcess>,
     /// Every CFPackage.
-    pub packages: Store<crate::crd::CFPackage>,
+    pub packages: Cached<crate::crd::CFPackage>,
     /// Every CFBuild.
-    pub builds: Store<crate::crd::CFBuild>,
+    pub builds: Cached<crate::crd::CFBuild>,
     /// Every CFDroplet.
-    pub droplets: Store<crate::crd::CFDroplet>,
+    pub droplets: Cached<crate::crd::CFDroplet>,
     /// Every CFRoute.
-    pub routes: Store<crate::crd::CFRoute>,
+    pub routes: Cached<crate::crd::CFRoute>,
     /// Every CFDomain.
-    pub domains: Store<crate::crd::CFDomain>,
+    pub domains: Cached<crate::crd::CFDomain>,
     /// Every CFServiceInstance.
-    pub service_instances: Store<crate::crd::CFServiceInstance>,
+    pub service_instances: Cached<crate::crd::CFServiceInstance>,
     /// Every CFServiceBinding.
-    pub service_bindings: Store<crate::crd::CFServiceBinding>,
+    pub service_bindings: Cached<crate::crd::CFServiceBinding>,
     /// Every CFTask.
-    pub tasks: Store<crate::crd::CFTask>,
+    pub tasks: Cached<crate::crd::CFTask>,
 }
 
 /// Shared by every reconcile.
@@ -176,6 +173,9 @@ pub struct Context {
     pub recorder: kube::runtime::events::Recorder,
     /// Objects a sibling's change woke, for a second look at their `UniqueName`.
     pub woken: unique::Woken,
+    /// Changes of every Secret: credentials and TLS Secrets are the users', unlabelled, so
+    /// this one watch is shared, not cached.
+    pub every_secret: Feed<Secret>,
 }
 
 /// Watches only objects kubefoundry manages.
@@ -201,7 +201,7 @@ impl Starter {
     }
 
     /// A cache of the objects of kind `K` that `config` selects.
-    fn cache<K>(&mut self, config: watcher::Config) -> Store<K>
+    fn cache<K>(&mut self, config: watcher::Config) -> Cached<K>
     where
         K: kube::Resource<DynamicType = ()>
             + Clone
@@ -213,15 +213,54 @@ impl Starter {
     {
         let (reader, writer) = reflector::store();
         let api: Api<K> = Api::all(self.client.clone());
-        let stream = reflector::reflector(writer, watcher(api, config).default_backoff()).applied_objects();
+        let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+        let feed = Feed::default();
+        let publisher = feed.clone();
         self.tasks.push(Box::pin(async move {
-            stream.for_each(|_| futures::future::ready(())).await;
+            stream
+                .for_each(|event| {
+                    if let Ok(event) = event {
+                        publisher.publish(&event);
+                    }
+                    futures::future::ready(())
+                })
+                .await;
         }));
         let ready = reader.clone();
         self.ready.push(Box::pin(async move {
             let _ = ready.wait_until_ready().await;
         }));
-        reader
+        Cached { store: reader, feed }
+    }
+}
+
+impl Starter {
+    /// A feed of the objects of kind `K` that `config` selects, with no cache behind it.
+    fn feed<K>(&mut self, config: watcher::Config) -> Feed<K>
+    where
+        K: kube::Resource<DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + Sync
+            + 'static,
+    {
+        let api: Api<K> = Api::all(self.client.clone());
+        let stream = watcher(api, config).default_backoff();
+        let feed = Feed::default();
+        let publisher = feed.clone();
+        self.tasks.push(Box::pin(async move {
+            stream
+                .for_each(|event| {
+                    if let Ok(event) = event {
+                        publisher.publish(&event);
+                    }
+                    futures::future::ready(())
+                })
+                .await;
+        }));
+        feed
     }
 }
 
@@ -294,6 +333,7 @@ pub async fn run(
         metrics,
         recorder: kube::runtime::events::Recorder::new(client.clone(), reporter),
         woken: unique::Woken::default(),
+        every_secret: starter.feed(all()),
     });
     let Starter { tasks, ready, .. } = starter;
     let tasks = futures::future::join_all(tasks);

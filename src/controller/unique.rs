@@ -220,13 +220,10 @@ fn reports_duplicate<K: Unique>(object: &K) -> bool {
 /// under its previous name (a rename or delete shows only the new name or the deleted object).
 /// Each is marked in `woken` for a second look.
 pub fn siblings<K: Unique>(
-    changed: &DeserializeGuard<K>,
+    changed: &K,
     cache: &Store<K>,
     woken: &Woken,
 ) -> Vec<ObjectRef<DeserializeGuard<K>>> {
-    let Ok(changed) = &changed.0 else {
-        return Vec::new();
-    };
     let refs: Vec<_> = cache
         .state()
         .iter()

@@ -45,30 +45,27 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     Controller::new(api.clone(), watcher::Config::default())
         .with_config(super::runtime_config(&ctx))
         // Processes report the ready instances the app sums; kubectl-made ones need labels.
-        .watches(
-            Api::<DeserializeGuard<CFProcess>>::all(client.clone()),
-            watcher::Config::default(),
-            move |p| {
-                p.0.as_ref()
-                    .ok()
-                    .and_then(|p| app_ref(&c1, p.namespace(), &p.spec.app_guid))
-            },
+        .reconcile_on(
+            ctx.caches
+                .processes
+                .feed
+                .triggers(move |p: &CFProcess| app_ref(&c1, p.namespace(), &p.spec.app_guid)),
         )
         // A droplet being staged (or appearing) decides the process types and the Ready reason.
-        .watches(
-            Api::<DeserializeGuard<CFDroplet>>::all(client),
-            watcher::Config::default(),
-            move |d| {
-                d.0.as_ref()
-                    .ok()
-                    .and_then(|d| app_ref(&c2, d.namespace(), &d.spec.app_guid))
-            },
+        .reconcile_on(
+            ctx.caches
+                .droplets
+                .feed
+                .triggers(move |d: &CFDroplet| app_ref(&c2, d.namespace(), &d.spec.app_guid)),
         )
         // Another app in the space taking, dropping or renaming a name can flip this one's
         // UniqueName.
-        .watches(api, watcher::Config::default(), move |app| {
-            unique::siblings(&app, &on_app.caches.apps, &on_app.woken)
-        })
+        .reconcile_on(
+            ctx.caches
+                .apps
+                .feed
+                .triggers(move |app: &CFApp| unique::siblings(app, &on_app.caches.apps, &on_app.woken)),
+        )
         .graceful_shutdown_on(shutdown)
         .run(
             move |app, ctx| {

@@ -24,34 +24,37 @@ use kube::{
 };
 
 use super::{Context, Error, Result, adopt, names};
-use crate::crd::{CFApp, CFBuild, CFDroplet, CFPackage, DropletState, PackageState, PackageType};
+use crate::crd::{CFApp, CFBuild, CFDroplet, CFPackage, DropletState};
 
 /// Runs the CFBuild reconciler until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let api: Api<DeserializeGuard<CFBuild>> = Api::all(ctx.client.clone());
-    let packages: Api<CFPackage> = Api::all(ctx.client.clone());
-    let apps: Api<CFApp> = Api::all(ctx.client.clone());
-    let droplets: Api<CFDroplet> = Api::all(ctx.client.clone());
     let (by_package, by_app) = (ctx.caches.builds.clone(), ctx.caches.builds.clone());
+    // Packages and droplets wake builds from their caches' feeds: the build then reads a cache
+    // that already holds the READY package or the STAGED droplet.
+    let on_package = ctx.caches.packages.feed.triggers(move |p: &CFPackage| {
+        matching(&by_package, p.namespace(), |b| {
+            b.spec.package_guid == p.name_any() && !build::is_final(b)
+        })
+    });
+    let on_droplet = ctx.caches.droplets.feed.triggers(|d: &CFDroplet| {
+        d.spec
+            .build_guid
+            .clone()
+            .map(|b| ObjectRef::new(&b).within(&d.namespace().unwrap_or_default()))
+    });
     Controller::new(api, watcher::Config::default())
         .with_config(super::runtime_config(&ctx))
-        // A waiting build stages as soon as its package is READY (or appears).
-        .watches(packages, watcher::Config::default(), move |p| {
-            matching(&by_package, p.namespace(), |b| {
-                b.spec.package_guid == p.name_any() && !build::is_final(b)
-            })
-        })
+        // A waiting build stages as soon as its package is READY (or appears) ...
+        .reconcile_on(on_package)
         // ... or its app appears; every build of an app is adopted once the app exists.
-        .watches(apps, watcher::Config::default(), move |a| {
-            matching(&by_app, a.namespace(), |b| b.spec.app_guid == a.name_any())
-        })
+        .reconcile_on(
+            ctx.caches.apps.feed.triggers(move |a: &CFApp| {
+                matching(&by_app, a.namespace(), |b| b.spec.app_guid == a.name_any())
+            }),
+        )
         // ... and reports STAGED once its droplet does.
-        .watches(droplets, super::managed(), |d| {
-            d.spec
-                .build_guid
-                .clone()
-                .map(|b| ObjectRef::new(&b).within(&d.namespace().unwrap_or_default()))
-        })
+        .reconcile_on(on_droplet)
         .graceful_shutdown_on(shutdown)
         .run(
             super::metrics::instrument("CFBuild", reconcile),
@@ -102,19 +105,12 @@ async fn reconcile(object: Arc<DeserializeGuard<CFBuild>>, ctx: Arc<Context>) ->
     }
     let outcome = async {
         let app = adopted?;
-        // Anything but a READY docker package makes the build wait (or fail, for bits).
-        let usable = |p: &CFPackage| {
-            p.spec.type_ == PackageType::Bits
-                || p.status.as_ref().and_then(|s| s.state) == Some(PackageState::Ready)
-        };
-        let package = adopt::cached_or_live(
-            client,
-            &ctx.caches.packages,
-            &namespace,
-            &build.spec.package_guid,
-            usable,
-        )
-        .await?;
+        // The package as its cache holds it: a package becoming READY wakes the build through
+        // the cache's feed, so the cache is never older than that change.
+        let package = ctx
+            .caches
+            .packages
+            .get(&in_space(&build.spec.package_guid, &namespace));
         let droplet_name = names::droplet_of_build(&build.name_any());
         let existing = ctx.caches.droplets.get(&in_space(&droplet_name, &namespace));
         // build (pure)

@@ -23,30 +23,27 @@ type Guarded = DeserializeGuard<CFDomain>;
 /// Runs the CFDomain reconciler until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
-    let root = ctx.config.root_namespace.clone();
     let api: Api<Guarded> = Api::all(client.clone());
     let (on_org, on_secret) = (ctx.clone(), ctx.clone());
     Controller::new(api, watcher::Config::default())
         .with_config(super::runtime_config(&ctx))
         // A private domain waits for its org to appear.
-        .watches(
-            Api::<DeserializeGuard<CFOrg>>::namespaced(client.clone(), &root),
-            watcher::Config::default(),
-            move |org| {
-                let org = org.name_any();
-                domains_where(&on_org, |d| build::named_orgs(d).contains(&org))
-            },
-        )
-        .watches(
-            Api::<Secret>::namespaced(client, &root),
-            watcher::Config::default(),
-            move |secret| {
-                let name = secret.name_any();
-                domains_where(&on_secret, |d| {
-                    d.spec.tls_secret_name.as_deref() == Some(name.as_str())
-                })
-            },
-        )
+        .reconcile_on(ctx.caches.orgs.feed.triggers(move |org: &CFOrg| {
+            if org.namespace().as_deref() != Some(on_org.config.root_namespace.as_str()) {
+                return Vec::new();
+            }
+            let org = org.name_any();
+            domains_where(&on_org, |d| build::named_orgs(d).contains(&org))
+        }))
+        .reconcile_on(ctx.every_secret.triggers(move |secret: &Secret| {
+            if secret.namespace().as_deref() != Some(on_secret.config.root_namespace.as_str()) {
+                return Vec::new();
+            }
+            let name = secret.name_any();
+            domains_where(&on_secret, |d| {
+                d.spec.tls_secret_name.as_deref() == Some(name.as_str())
+            })
+        }))
         .graceful_shutdown_on(shutdown)
         .run(
             super::metrics::instrument("CFDomain", reconcile),

@@ -27,9 +27,6 @@ use crate::crd::{CFApp, CFBuild, CFDroplet, CFDropletStatus};
 /// Runs the CFDroplet reconciler until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let api: Api<DeserializeGuard<CFDroplet>> = Api::all(ctx.client.clone());
-    let secrets: Api<Secret> = Api::all(ctx.client.clone());
-    let builds: Api<CFBuild> = Api::all(ctx.client.clone());
-    let apps: Api<CFApp> = Api::all(ctx.client.clone());
     let (by_secret, by_build, by_app) = (
         ctx.caches.droplets.clone(),
         ctx.caches.droplets.clone(),
@@ -39,7 +36,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .with_config(super::runtime_config(&ctx))
         // Every Secret, not only managed ones: credentials Secrets are the user's and unlabelled.
         // A change to one (or to a pull Secret the droplet owns) rebuilds the pull Secret.
-        .watches(secrets, watcher::Config::default(), move |s| {
+        .reconcile_on(ctx.every_secret.triggers(move |s: &Secret| {
             let name = s.name_any();
             let owner = s
                 .owner_references()
@@ -50,16 +47,18 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
                 owner.as_deref() == Some(d.name_any().as_str())
                     || d.spec.credentials.as_ref().is_some_and(|c| c.name == name)
             })
-        })
-        .watches(builds, watcher::Config::default(), move |b| {
+        }))
+        .reconcile_on(ctx.caches.builds.feed.triggers(move |b: &CFBuild| {
             matching(&by_build, b.namespace(), |d| {
                 d.spec.image.is_none() && d.spec.build_guid == Some(b.name_any())
             })
-        })
+        }))
         // A droplet made before its app is adopted once the app appears.
-        .watches(apps, watcher::Config::default(), move |a| {
-            matching(&by_app, a.namespace(), |d| d.spec.app_guid == a.name_any())
-        })
+        .reconcile_on(
+            ctx.caches.apps.feed.triggers(move |a: &CFApp| {
+                matching(&by_app, a.namespace(), |d| d.spec.app_guid == a.name_any())
+            }),
+        )
         .graceful_shutdown_on(shutdown)
         .run(
             super::metrics::instrument("CFDroplet", reconcile),

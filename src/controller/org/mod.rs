@@ -29,18 +29,23 @@ use crate::{
 /// Runs the CFOrg reconciler until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let api: Api<DeserializeGuard<CFOrg>> = Api::all(ctx.client.clone());
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
     let on_org = ctx.clone();
     Controller::new(api.clone(), watcher::Config::default())
         .with_config(super::runtime_config(&ctx))
         // The owned Namespace changing (or finishing deletion) wakes its owner at once.
-        .watches(namespaces, super::managed(), |ns| {
-            namespaces::owner_ref("CFOrg", &ns)
-        })
+        .reconcile_on(
+            ctx.caches
+                .namespaces
+                .feed
+                .triggers(|ns: &k8s_openapi::api::core::v1::Namespace| namespaces::owner_ref("CFOrg", ns)),
+        )
         // Another org taking, dropping or renaming a name can flip this one's UniqueName.
-        .watches(api, watcher::Config::default(), move |org| {
-            unique::siblings(&org, &on_org.caches.orgs, &on_org.woken)
-        })
+        .reconcile_on(
+            ctx.caches
+                .orgs
+                .feed
+                .triggers(move |org: &CFOrg| unique::siblings(org, &on_org.caches.orgs, &on_org.woken)),
+        )
         .graceful_shutdown_on(shutdown)
         .run(
             super::metrics::instrument("CFOrg", reconcile),

@@ -29,14 +29,16 @@ use crate::{
 /// Runs the CFPackage reconciler until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let api: Api<DeserializeGuard<CFPackage>> = Api::all(ctx.client.clone());
-    let apps: Api<CFApp> = Api::all(ctx.client.clone());
     let packages = ctx.caches.packages.clone();
     Controller::new(api, watcher::Config::default())
         .with_config(super::runtime_config(&ctx))
         // A package applied before its app is adopted as soon as the app appears.
-        .watches(apps, watcher::Config::default(), move |app| {
-            of_app(&packages, &app)
-        })
+        .reconcile_on(
+            ctx.caches
+                .apps
+                .feed
+                .triggers(move |app: &CFApp| of_app(&packages, app)),
+        )
         .graceful_shutdown_on(shutdown)
         .run(
             super::metrics::instrument("CFPackage", reconcile),

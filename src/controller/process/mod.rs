@@ -123,56 +123,55 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     );
     Controller::new(api, watcher::Config::default())
         .with_config(super::runtime_config(&ctx))
-        .owns(Api::<Deployment>::all(client.clone()), super::managed())
-        .owns(Api::<Service>::all(client.clone()), super::managed())
+        .reconcile_on(ctx.caches.deployments.feed.owners())
+        .reconcile_on(ctx.caches.services.feed.owners())
         // Desired state, the droplet, bindings and routes all feed the pod template or Service.
-        .watches(
-            Api::<DeserializeGuard<CFApp>>::all(client.clone()),
-            watcher::Config::default(),
-            move |app| processes_of(&c1, app.namespace().as_deref(), &app.name_any()),
+        .reconcile_on(
+            ctx.caches
+                .apps
+                .feed
+                .triggers(move |app: &CFApp| processes_of(&c1, app.namespace().as_deref(), &app.name_any())),
         )
-        .watches(
-            Api::<DeserializeGuard<CFDroplet>>::all(client.clone()),
-            watcher::Config::default(),
-            move |d| {
-                d.0.as_ref()
-                    .map(|d| processes_of(&c2, d.namespace().as_deref(), &d.spec.app_guid))
-                    .unwrap_or_default()
-            },
+        .reconcile_on(
+            ctx.caches
+                .droplets
+                .feed
+                .triggers(move |d: &CFDroplet| processes_of(&c2, d.namespace().as_deref(), &d.spec.app_guid)),
         )
-        .watches(
-            Api::<DeserializeGuard<CFRoute>>::all(client.clone()),
-            watcher::Config::default(),
-            move |r| {
-                // A route change can remove a destination, which the new route no longer names.
-                refs(&c3, r.namespace().as_deref(), |_| true)
-            },
+        // A route change can remove a destination, which the new route no longer names.
+        .reconcile_on(
+            ctx.caches
+                .routes
+                .feed
+                .triggers(move |r: &CFRoute| refs(&c3, r.namespace().as_deref(), |_| true)),
         )
-        .watches(
-            Api::<DeserializeGuard<crate::crd::CFServiceBinding>>::all(client.clone()),
-            watcher::Config::default(),
-            move |b| {
-                let app = b.0.as_ref().ok().and_then(|b| b.spec.app_guid.clone());
-                app.map(|app| processes_of(&c4, b.namespace().as_deref(), &app))
-                    .unwrap_or_default()
-            },
+        .reconcile_on(
+            ctx.caches
+                .service_bindings
+                .feed
+                .triggers(move |b: &crate::crd::CFServiceBinding| {
+                    b.spec
+                        .app_guid
+                        .as_deref()
+                        .map(|app| processes_of(&c4, b.namespace().as_deref(), app))
+                        .unwrap_or_default()
+                }),
         )
-        .watches(Api::<Secret>::all(client.clone()), super::managed(), move |s| {
-            app_of_secret(&c5, &s)
+        .reconcile_on(ctx.caches.secrets.feed.triggers(move |s: &Secret| {
+            app_of_secret(&c5, s)
                 .map(|app| processes_of(&c5, s.namespace().as_deref(), &app))
                 .unwrap_or_default()
-        })
+        }))
         // Pods only change `instances` and failure conditions.
-        .watches(
-            Api::<Pod>::all(client),
-            watcher::Config::default().labels(PROCESS_TYPE),
-            move |p| {
-                let (app, process_type) = (p.labels().get(APP_GUID), p.labels().get(PROCESS_TYPE));
-                refs(&c6, p.namespace().as_deref(), |proc| {
-                    Some(&proc.spec.app_guid) == app && Some(&proc.spec.process_type) == process_type
-                })
-            },
-        )
+        .reconcile_on(ctx.caches.pods.feed.triggers(move |p: &Pod| {
+            let (app, process_type) = (p.labels().get(APP_GUID), p.labels().get(PROCESS_TYPE));
+            if process_type.is_none() {
+                return Vec::new();
+            }
+            refs(&c6, p.namespace().as_deref(), |proc| {
+                Some(&proc.spec.app_guid) == app && Some(&proc.spec.process_type) == process_type
+            })
+        }))
         .graceful_shutdown_on(shutdown)
         .run(
             move |process, ctx| {

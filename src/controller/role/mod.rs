@@ -39,9 +39,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         Controller::new(api, watcher::Config::default()).with_config(super::runtime_config(&ctx));
     let roles: Store<DeserializeGuard<CFRole>> = controller.store();
     // A new space namespace must receive the org roles that reach into it.
-    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
     controller
-        .watches(namespaces, super::managed(), move |ns| {
+        .reconcile_on(ctx.caches.namespaces.feed.triggers(move |ns: &Namespace| {
             let org = ns.labels().get(ORG_GUID).cloned();
             let is_space = ns.labels().contains_key(SPACE_GUID);
             roles
@@ -50,7 +49,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
                 .filter(|r| is_space && org.is_some() && r.namespace() == org)
                 .map(|r| ObjectRef::from_obj(&*r))
                 .collect::<Vec<_>>()
-        })
+        }))
         .graceful_shutdown_on(shutdown)
         .run(
             super::metrics::instrument("CFRole", reconcile),

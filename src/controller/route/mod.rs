@@ -32,52 +32,41 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         (ctx.clone(), ctx.clone(), ctx.clone(), ctx.clone(), ctx.clone());
     Controller::new(api.clone(), watcher::Config::default())
         .with_config(super::runtime_config(&ctx))
-        .owns(Api::<Ingress>::all(client.clone()), super::managed())
-        .owns(Api::<Secret>::all(client.clone()), super::managed())
+        .reconcile_on(ctx.caches.ingresses.feed.owners())
+        .reconcile_on(ctx.caches.secrets.feed.owners())
         // A domain appearing, vanishing or changing its TLS Secret changes its routes.
-        .watches(
-            Api::<DeserializeGuard<CFDomain>>::all(client.clone()),
-            watcher::Config::default(),
-            move |d| routes_on_domain(&on_domain, &d.name_any()),
+        .reconcile_on(
+            ctx.caches
+                .domains
+                .feed
+                .triggers(move |d: &CFDomain| routes_on_domain(&on_domain, &d.name_any())),
         )
         // Rotating a domain's certificate re-copies it into every route's namespace.
-        .watches(
-            Api::<Secret>::namespaced(client.clone(), &ctx.config.root_namespace),
-            watcher::Config::default(),
-            move |secret| {
-                let name = secret.name_any();
-                on_tls
-                    .caches
-                    .domains
-                    .state()
-                    .iter()
-                    .filter(|d| d.spec.tls_secret_name.as_deref() == Some(name.as_str()))
-                    .flat_map(|d| routes_on_domain(&on_tls, &d.name_any()))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .reconcile_on(ctx.every_secret.triggers(move |secret: &Secret| {
+            if secret.namespace().as_deref() != Some(on_tls.config.root_namespace.as_str()) {
+                return Vec::new();
+            }
+            let name = secret.name_any();
+            on_tls
+                .caches
+                .domains
+                .state()
+                .iter()
+                .filter(|d| d.spec.tls_secret_name.as_deref() == Some(name.as_str()))
+                .flat_map(|d| routes_on_domain(&on_tls, &d.name_any()))
+                .collect::<Vec<_>>()
+        }))
         // Destination status follows the target app and process.
-        .watches(
-            Api::<DeserializeGuard<CFApp>>::all(client.clone()),
-            watcher::Config::default(),
-            move |app| routes_to_app(&on_app, &app.namespace().unwrap_or_default(), &app.name_any()),
-        )
-        .watches(
-            Api::<DeserializeGuard<CFProcess>>::all(client),
-            watcher::Config::default(),
-            move |process| match &process.0 {
-                Ok(p) => routes_to_app(
-                    &on_process,
-                    &process.namespace().unwrap_or_default(),
-                    &p.spec.app_guid,
-                ),
-                Err(_) => Vec::new(),
-            },
-        )
+        .reconcile_on(ctx.caches.apps.feed.triggers(move |app: &CFApp| {
+            routes_to_app(&on_app, &app.namespace().unwrap_or_default(), &app.name_any())
+        }))
+        .reconcile_on(ctx.caches.processes.feed.triggers(move |p: &CFProcess| {
+            routes_to_app(&on_process, &p.namespace().unwrap_or_default(), &p.spec.app_guid)
+        }))
         // Another route taking or dropping this one's address can flip its UniqueName.
-        .watches(api, watcher::Config::default(), move |route| {
-            unique::siblings(&route, &on_route.caches.routes, &on_route.woken)
-        })
+        .reconcile_on(ctx.caches.routes.feed.triggers(move |route: &CFRoute| {
+            unique::siblings(route, &on_route.caches.routes, &on_route.woken)
+        }))
         .graceful_shutdown_on(shutdown)
         .run(
             super::metrics::instrument("CFRoute", reconcile),

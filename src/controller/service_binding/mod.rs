@@ -42,29 +42,25 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         // One watch on every Secret covers the three that matter: a binding's own Secret, an
         // app's VCAP_SERVICES Secret (any write re-checks all the app's bindings, so two
         // bindings computed from a lagging cache converge), and a user's credentials Secret.
-        .watches(
-            Api::<Secret>::all(client.clone()),
-            watcher::Config::default(),
-            move |secret| secret_to_bindings(&on_secret, &secret),
+        .reconcile_on(
+            ctx.every_secret
+                .triggers(move |secret: &Secret| secret_to_bindings(&on_secret, secret)),
         )
-        .watches(
-            Api::<DeserializeGuard<CFServiceInstance>>::all(client.clone()),
-            watcher::Config::default(),
-            move |i| {
-                let (namespace, name) = (i.namespace().unwrap_or_default(), i.name_any());
-                bindings_where(&on_instance, &namespace, |b| b.spec.service_instance_guid == name)
-            },
+        .reconcile_on(
+            ctx.caches
+                .service_instances
+                .feed
+                .triggers(move |i: &CFServiceInstance| {
+                    let (namespace, name) = (i.namespace().unwrap_or_default(), i.name_any());
+                    bindings_where(&on_instance, &namespace, |b| b.spec.service_instance_guid == name)
+                }),
         )
-        .watches(
-            Api::<DeserializeGuard<CFApp>>::all(client),
-            watcher::Config::default(),
-            move |app| {
-                let (namespace, name) = (app.namespace().unwrap_or_default(), app.name_any());
-                bindings_where(&on_app, &namespace, |b| {
-                    b.spec.app_guid.as_deref() == Some(name.as_str())
-                })
-            },
-        )
+        .reconcile_on(ctx.caches.apps.feed.triggers(move |app: &CFApp| {
+            let (namespace, name) = (app.namespace().unwrap_or_default(), app.name_any());
+            bindings_where(&on_app, &namespace, |b| {
+                b.spec.app_guid.as_deref() == Some(name.as_str())
+            })
+        }))
         .graceful_shutdown_on(shutdown)
         .run(
             super::metrics::instrument("CFServiceBinding", reconcile),

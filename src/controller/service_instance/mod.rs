@@ -29,26 +29,27 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .with_config(super::runtime_config(&ctx))
         // Credentials Secrets are the user's (unlabelled), so every Secret is watched; the
         // mapper keeps only those an instance names.
-        .watches(
-            Api::<Secret>::all(ctx.client.clone()),
-            watcher::Config::default(),
-            move |secret| {
-                instances_using(
-                    &on_secret,
-                    &secret.namespace().unwrap_or_default(),
-                    &secret.name_any(),
-                )
-            },
-        )
+        .reconcile_on(ctx.every_secret.triggers(move |secret: &Secret| {
+            instances_using(
+                &on_secret,
+                &secret.namespace().unwrap_or_default(),
+                &secret.name_any(),
+            )
+        }))
         // Another instance in the space taking, dropping or renaming a name can flip this
         // one's UniqueName.
-        .watches(api, watcher::Config::default(), move |instance| {
-            unique::siblings(
-                &instance,
-                &on_instance.caches.service_instances,
-                &on_instance.woken,
-            )
-        })
+        .reconcile_on(
+            ctx.caches
+                .service_instances
+                .feed
+                .triggers(move |instance: &CFServiceInstance| {
+                    unique::siblings(
+                        instance,
+                        &on_instance.caches.service_instances,
+                        &on_instance.woken,
+                    )
+                }),
+        )
         .graceful_shutdown_on(shutdown)
         .run(
             super::metrics::instrument("CFServiceInstance", reconcile),

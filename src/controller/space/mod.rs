@@ -29,19 +29,21 @@ use crate::{
 /// Runs the CFSpace reconciler until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let api: Api<DeserializeGuard<CFSpace>> = Api::all(ctx.client.clone());
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
     let on_space = ctx.clone();
     Controller::new(api.clone(), watcher::Config::default())
         .with_config(super::runtime_config(&ctx))
         // The owned Namespace changing (or finishing deletion) wakes its owner at once.
-        .watches(namespaces, super::managed(), |ns| {
-            namespaces::owner_ref("CFSpace", &ns)
-        })
+        .reconcile_on(
+            ctx.caches
+                .namespaces
+                .feed
+                .triggers(|ns: &k8s_openapi::api::core::v1::Namespace| namespaces::owner_ref("CFSpace", ns)),
+        )
         // Another space in the org taking, dropping or renaming a name can flip this one's
         // UniqueName.
-        .watches(api, watcher::Config::default(), move |space| {
-            unique::siblings(&space, &on_space.caches.spaces, &on_space.woken)
-        })
+        .reconcile_on(ctx.caches.spaces.feed.triggers(move |space: &CFSpace| {
+            unique::siblings(space, &on_space.caches.spaces, &on_space.woken)
+        }))
         .graceful_shutdown_on(shutdown)
         .run(
             super::metrics::instrument("CFSpace", reconcile),

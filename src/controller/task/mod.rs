@@ -54,32 +54,26 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let (c1, c2) = (ctx.caches.clone(), ctx.caches.clone());
     Controller::new(api, watcher::Config::default())
         .with_config(super::runtime_config(&ctx))
-        .owns(Api::<Job>::all(client.clone()), super::managed())
+        .reconcile_on(ctx.caches.jobs.feed.owners())
         // A task waiting for its droplet starts as soon as the app has a staged one.
-        .watches(
-            Api::<DeserializeGuard<CFApp>>::all(client.clone()),
-            watcher::Config::default(),
-            move |a| waiting(&c1, a.namespace(), &a.name_any()),
+        .reconcile_on(
+            ctx.caches
+                .apps
+                .feed
+                .triggers(move |a: &CFApp| waiting(&c1, a.namespace(), &a.name_any())),
         )
-        .watches(
-            Api::<DeserializeGuard<CFDroplet>>::all(client.clone()),
-            watcher::Config::default(),
-            move |d| {
-                d.0.as_ref()
-                    .map(|d| waiting(&c2, d.namespace(), &d.spec.app_guid))
-                    .unwrap_or_default()
-            },
+        .reconcile_on(
+            ctx.caches
+                .droplets
+                .feed
+                .triggers(move |d: &CFDroplet| waiting(&c2, d.namespace(), &d.spec.app_guid)),
         )
         // The Pod says when the task runs and how it exited.
-        .watches(
-            Api::<Pod>::all(client),
-            watcher::Config::default().labels(TASK_GUID),
-            |p| {
-                let task = p.labels().get(TASK_GUID).cloned();
-                task.zip(p.namespace())
-                    .map(|(t, ns)| ObjectRef::<DeserializeGuard<CFTask>>::new(&t).within(&ns))
-            },
-        )
+        .reconcile_on(ctx.caches.pods.feed.triggers(|p: &Pod| {
+            let task = p.labels().get(TASK_GUID).cloned();
+            task.zip(p.namespace())
+                .map(|(t, ns)| ObjectRef::<DeserializeGuard<CFTask>>::new(&t).within(&ns))
+        }))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, super::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))

@@ -1,0 +1,228 @@
+//! Change feeds of the controller's caches: a cache that also wakes reconcilers.
+//!
+//! A reconciler woken by its own watch of a related kind may run before the cache it resolves
+//! from has seen the change that woke it: the watch and the cache's reflector are separate
+//! streams. It would then find the related object stale, wait out a backoff for nothing, and
+//! need a live read to avoid it. A [`Feed`] instead publishes each object its cache's reflector
+//! applied or deleted *after* the cache holds the change, so a reconcile it wakes reads a cache
+//! at least as new as the object that woke it. It also saves a watch of the kind per reconciler.
+//!
+//! kube-runtime's shared streams (`Controller::watches_shared_stream`) aim at the same thing, but
+//! do not wake on deletions, and their handle returns `Pending` without a waker when the object
+//! was deleted before the subscriber read it, which can stall the controller's trigger stream.
+
+use std::{
+    ops::Deref,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use futures::{Stream, StreamExt, channel::mpsc};
+use kube::runtime::{
+    reflector::{ObjectRef, Store},
+    watcher,
+};
+
+/// Publishes what a cache's reflector applied or deleted to every subscriber.
+pub struct Feed<K> {
+    subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<Arc<K>>>>>,
+}
+
+impl<K> Clone for Feed<K> {
+    fn clone(&self) -> Self {
+        Self {
+            subscribers: self.subscribers.clone(),
+        }
+    }
+}
+
+impl<K> Default for Feed<K> {
+    fn default() -> Self {
+        Self {
+            subscribers: Arc::default(),
+        }
+    }
+}
+
+impl<K: Clone + Send + Sync + 'static> Feed<K> {
+    /// Publishes the object of a watch event the cache has applied. Relists republish every
+    /// object, as a fresh watch would. Costs nothing while nobody subscribes.
+    pub fn publish(&self, event: &watcher::Event<K>) {
+        let object = match event {
+            watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o) => o,
+            watcher::Event::Init | watcher::Event::InitDone => return,
+        };
+        let mut subscribers = self.subscribers.lock().unwrap_or_else(PoisonError::into_inner);
+        if subscribers.is_empty() {
+            return;
+        }
+        let object = Arc::new(object.clone());
+        // A subscriber whose reconciler stopped is dropped.
+        subscribers.retain(|tx| tx.unbounded_send(object.clone()).is_ok());
+    }
+
+    /// The objects `mapper` relates to each published object, for `Controller::reconcile_on`.
+    /// Subscribe before the controller runs: its first reconciles then read a cache that holds
+    /// every change published before it.
+    pub fn triggers<P, I>(
+        &self,
+        mapper: impl Fn(&K) -> I + Send + 'static,
+    ) -> impl Stream<Item = ObjectRef<P>> + Send + 'static
+    where
+        P: kube::Resource + 'static,
+        P::DynamicType: Send,
+        I: IntoIterator<Item = ObjectRef<P>>,
+    {
+        let (tx, rx) = mpsc::unbounded();
+        self.subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(tx);
+        rx.flat_map(move |object: Arc<K>| {
+            futures::stream::iter(mapper(&object).into_iter().collect::<Vec<_>>())
+        })
+    }
+
+    /// The controlling owners of kind `P` of each published object, as `Controller::owns`
+    /// would wake them.
+    pub fn owners<P>(&self) -> impl Stream<Item = ObjectRef<P>> + Send + 'static
+    where
+        K: kube::Resource,
+        P: kube::Resource<DynamicType = ()> + 'static,
+    {
+        self.triggers(|child: &K| {
+            let namespace = child.meta().namespace.clone();
+            child
+                .meta()
+                .owner_references
+                .iter()
+                .flatten()
+                .filter(|r| {
+                    r.controller == Some(true)
+                        && r.kind == P::kind(&())
+                        && r.api_version == P::api_version(&())
+                })
+                .map(|r| {
+                    let owner = ObjectRef::new(&r.name);
+                    match &namespace {
+                        Some(ns) => owner.within(ns),
+                        None => owner,
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+    }
+}
+
+/// A cache and its feed. Reads go through the store (`Deref`).
+pub struct Cached<K: kube::Resource + 'static>
+where
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    /// The objects, as the reflector last saw them.
+    pub store: Store<K>,
+    /// What the reflector applied or deleted, once the store holds it.
+    pub feed: Feed<K>,
+}
+
+impl<K: kube::Resource + 'static> Clone for Cached<K>
+where
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            feed: self.feed.clone(),
+        }
+    }
+}
+
+impl<K: kube::Resource + 'static> Deref for Cached<K>
+where
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    type Target = Store<K>;
+
+    fn deref(&self) -> &Store<K> {
+        &self.store
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::ObjectMeta;
+
+    fn config_map(name: &str) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                ..ObjectMeta::default()
+            },
+            ..ConfigMap::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn subscribers_see_applies_and_deletes_but_not_list_markers() {
+        let feed = Feed::<ConfigMap>::default();
+        let triggers = feed.triggers(|cm: &ConfigMap| {
+            vec![
+                ObjectRef::<ConfigMap>::new(&format!(
+                    "{}-owner",
+                    cm.metadata.name.clone().unwrap_or_default()
+                ))
+                .within("ns"),
+            ]
+        });
+        feed.publish(&watcher::Event::Init);
+        feed.publish(&watcher::Event::InitApply(config_map("a")));
+        feed.publish(&watcher::Event::InitDone);
+        feed.publish(&watcher::Event::Apply(config_map("b")));
+        feed.publish(&watcher::Event::Delete(config_map("c")));
+        drop(feed);
+        let names: Vec<String> = triggers.map(|r| r.name).collect().await;
+        assert_eq!(names, ["a-owner", "b-owner", "c-owner"]);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_subscriber_is_forgotten() {
+        let feed = Feed::<ConfigMap>::default();
+        drop(feed.triggers(|_: &ConfigMap| Vec::<ObjectRef<ConfigMap>>::new()));
+        feed.publish(&watcher::Event::Apply(config_map("a")));
+        assert!(feed.subscribers.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn owners_are_the_controlling_owner_of_the_kind() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+        let feed = Feed::<ConfigMap>::default();
+        let owners = feed.owners::<k8s_openapi::api::apps::v1::Deployment>();
+        let owner = |kind: &str, api_version: &str, name: &str, controller: bool| OwnerReference {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            name: name.into(),
+            controller: Some(controller),
+            ..OwnerReference::default()
+        };
+        let mut child = config_map("a");
+        child.metadata.owner_references = Some(vec![
+            owner("Deployment", "apps/v1", "not-controller", false),
+            owner("StatefulSet", "apps/v1", "other-kind", true),
+            owner("Deployment", "extensions/v1beta1", "other-group", true),
+            owner("Deployment", "apps/v1", "web", true),
+        ]);
+        feed.publish(&watcher::Event::Delete(child));
+        drop(feed);
+        let refs: Vec<_> = owners.collect().await;
+        assert_eq!(refs, [ObjectRef::new("web").within("ns")]);
+    }
+
+    #[test]
+    fn publishing_without_subscribers_is_a_no_op() {
+        let feed = Feed::<ConfigMap>::default();
+        feed.publish(&watcher::Event::Apply(config_map("a")));
+        assert!(feed.subscribers.lock().unwrap().is_empty());
+    }
+}
