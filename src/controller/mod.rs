@@ -178,6 +178,22 @@ pub struct Context {
     pub every_secret: Feed<Secret>,
 }
 
+/// The cached Pods in `namespace` carrying every label of `labels`.
+pub fn pods_labelled(caches: &Caches, namespace: &str, labels: &[(&str, &str)]) -> Vec<Arc<Pod>> {
+    caches
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
+        .filter(|p| {
+            let have = p.metadata.labels.as_ref();
+            labels
+                .iter()
+                .all(|(k, v)| have.and_then(|l| l.get(*k)).map(String::as_str) == Some(*v))
+        })
+        .collect()
+}
+
 /// Watches only objects kubefoundry manages.
 pub fn managed() -> watcher::Config {
     watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGED_BY_VALUE}"))

@@ -9,16 +9,12 @@ use std::sync::Arc;
 use futures::StreamExt;
 use kube::{
     Api, Resource, ResourceExt,
-    api::{ListParams, PostParams},
+    api::PostParams,
     core::DeserializeGuard,
     runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
 };
 
-use super::{
-    Caches, Context, Error, Result,
-    process::{Rechecks, resolve_droplet},
-    unique,
-};
+use super::{Caches, Context, Error, Result, process::resolve_droplet, unique};
 use crate::{
     crd::{CFApp, CFDroplet, CFProcess},
     labels::FIELD_MANAGER,
@@ -40,7 +36,6 @@ fn app_ref(
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
     let api: Api<DeserializeGuard<CFApp>> = Api::all(client.clone());
-    let rechecks = Arc::new(Rechecks::default());
     let (c1, c2, on_app) = (ctx.caches.clone(), ctx.caches.clone(), ctx.clone());
     Controller::new(api.clone(), watcher::Config::default())
         .with_config(super::runtime_config(&ctx))
@@ -68,13 +63,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         )
         .graceful_shutdown_on(shutdown)
         .run(
-            move |app, ctx| {
-                let rechecks = rechecks.clone();
-                async move {
-                    let action = reconcile(app.clone(), ctx).await?;
-                    Ok(rechecks.settle(app.as_ref(), action))
-                }
-            },
+            super::metrics::instrument("CFApp", reconcile),
             super::error_policy,
             ctx,
         )
@@ -91,8 +80,8 @@ async fn reconcile(object: Arc<DeserializeGuard<CFApp>>, ctx: Arc<Context>) -> R
     let older = unique::resolve(app, &ctx.caches.apps);
     let outcome = apply(app, &ctx, &namespace).await;
     // status
-    let processes = processes_of(&ctx, &namespace, &app.name_any()).await?;
-    let processes: Vec<&CFProcess> = processes.iter().collect();
+    let processes = processes_of(&ctx, &namespace, &app.name_any());
+    let processes: Vec<&CFProcess> = processes.iter().map(AsRef::as_ref).collect();
     let mut status = build::status(app, &processes, &outcome);
     status.common = unique::with_condition(status.common, app, older.as_ref());
     let api: Api<CFApp> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -100,22 +89,24 @@ async fn reconcile(object: Arc<DeserializeGuard<CFApp>>, ctx: Arc<Context>) -> R
     super::requeue(&ctx, app, outcome).map(|action| ctx.woken.settle(app, action))
 }
 
-/// The app's processes, from the API server: a process's status change wakes us on another
-/// watch than the cache's, which may not hold it yet, and nothing would wake us to correct a
-/// stale sum of ready instances.
-async fn processes_of(ctx: &Context, namespace: &str, app: &str) -> Result<Vec<CFProcess>> {
-    let api: Api<CFProcess> = Api::namespaced(ctx.client.clone(), namespace);
-    Ok(api
-        .list(&ListParams::default().fields(&format!("spec.appGuid={app}")))
-        .await?
-        .items)
+/// The app's processes, from the cache: a process's change wakes us through the cache's feed,
+/// so the last wake sees the final sum of ready instances.
+fn processes_of(ctx: &Context, namespace: &str, app: &str) -> Vec<Arc<CFProcess>> {
+    ctx.caches
+        .processes
+        .state()
+        .into_iter()
+        .filter(|p| p.namespace().as_deref() == Some(namespace) && p.spec.app_guid == app)
+        .collect()
 }
 
 async fn apply(app: &CFApp, ctx: &Context, namespace: &str) -> Result<()> {
     // resolve: without a usable droplet the app still gets its web process, and reports why
     // nothing runs
     let droplet = resolve_droplet(ctx, app, app.spec.current_droplet_guid.as_deref());
-    let existing = processes_of(ctx, namespace, &app.name_any()).await?;
+    // A process created by an earlier reconcile may not be cached yet: creating it again is a
+    // harmless 409.
+    let existing = processes_of(ctx, namespace, &app.name_any());
     // build (pure)
     let types = build::process_types(droplet.as_deref().ok());
     // apply

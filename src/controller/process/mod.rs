@@ -6,20 +6,12 @@
 
 pub mod build;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
-    time::{Duration, Instant},
-};
+use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::{
-    apps::v1::Deployment,
-    core::v1::{Pod, Secret, Service},
-};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::{
     Api, Resource, ResourceExt,
-    api::ListParams,
     core::DeserializeGuard,
     runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
 };
@@ -74,45 +66,10 @@ fn app_of_secret(caches: &Caches, secret: &Secret) -> Option<String> {
         .and_then(|b| b.spec.app_guid.clone())
 }
 
-/// How soon a reconcile woken by an event is repeated once.
-const RECHECK: Duration = Duration::from_secs(2);
-
-/// One more look shortly after each event-driven reconcile. The event that woke a reconciler
-/// arrived on its own watch, and the caches it resolves from are other watches that may not
-/// hold that change yet; when the change is the only event (a droplet staged, a Secret
-/// rotated), nothing else would wake the reconciler to see it.
-#[derive(Default)]
-pub struct Rechecks(Mutex<HashMap<String, Instant>>);
-
-impl Rechecks {
-    /// `action`, unless this reconcile is not itself the recheck of a recent one: then a
-    /// requeue after [`RECHECK`].
-    pub fn settle<K: Resource>(&self, object: &K, action: Action) -> Action {
-        let Some(uid) = object.meta().uid.clone() else {
-            return action;
-        };
-        let now = Instant::now();
-        let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        // Entries of objects deleted before their recheck must not pile up.
-        seen.retain(|_, at| now.duration_since(*at) < RECHECK * 30);
-        match seen.get(&uid) {
-            Some(at) if now.duration_since(*at) < RECHECK * 2 => {
-                seen.remove(&uid);
-                action
-            }
-            _ => {
-                seen.insert(uid, now);
-                Action::requeue(RECHECK)
-            }
-        }
-    }
-}
-
 /// Runs the CFProcess reconciler until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
     let api: Api<DeserializeGuard<CFProcess>> = Api::all(client.clone());
-    let rechecks = Arc::new(Rechecks::default());
     let (c1, c2, c3, c4, c5, c6) = (
         ctx.caches.clone(),
         ctx.caches.clone(),
@@ -174,13 +131,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         }))
         .graceful_shutdown_on(shutdown)
         .run(
-            move |process, ctx| {
-                let rechecks = rechecks.clone();
-                async move {
-                    let action = reconcile(process.clone(), ctx).await?;
-                    Ok(rechecks.settle(process.as_ref(), action))
-                }
-            },
+            super::metrics::instrument("CFProcess", reconcile),
             super::error_policy,
             ctx,
         )
@@ -195,22 +146,23 @@ async fn reconcile(object: Arc<DeserializeGuard<CFProcess>>, ctx: Arc<Context>) 
     }
     let namespace = process.namespace().unwrap_or_default();
     let outcome = apply(process, &ctx, &namespace).await;
-    // status: read from the API server, not the caches. The event that woke us came on
-    // another watch than the caches', so they may not hold it yet, and nothing else would wake
-    // us again to correct a stale count.
+    // status, from the caches: every change of the Deployment or a Pod wakes us through their
+    // feeds once the caches hold it, so the last wake sees the final count.
     let name = names::deployment(&process.spec.app_guid, &process.spec.process_type);
-    let deployment = Api::<Deployment>::namespaced(ctx.client.clone(), &namespace)
-        .get_opt(&name)
-        .await?;
-    let selector = format!(
-        "{APP_GUID}={},{PROCESS_TYPE}={}",
-        process.spec.app_guid, process.spec.process_type
+    let deployment = ctx
+        .caches
+        .deployments
+        .get(&ObjectRef::new(&name).within(&namespace));
+    let pods = super::pods_labelled(
+        &ctx.caches,
+        &namespace,
+        &[
+            (APP_GUID, &process.spec.app_guid),
+            (PROCESS_TYPE, &process.spec.process_type),
+        ],
     );
-    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &namespace)
-        .list(&ListParams::default().labels(&selector))
-        .await?;
-    let pods: Vec<&Pod> = pods.items.iter().collect();
-    let status = build::status(process, deployment.as_ref(), &pods, &outcome);
+    let pods: Vec<&Pod> = pods.iter().map(AsRef::as_ref).collect();
+    let status = build::status(process, deployment.as_deref(), &pods, &outcome);
     let api: Api<CFProcess> = Api::namespaced(ctx.client.clone(), &namespace);
     super::apply::status(&api, process, process.status.as_ref(), status).await?;
     super::requeue(&ctx, process, outcome)
@@ -425,26 +377,5 @@ pub fn resolve_runtime<'a>(ctx: &Context, app: &'a CFApp, droplet: &'a CFDroplet
         uris,
         bindings: podspec::binding_dir_names(bindings),
         secrets_hash: podspec::secrets_hash(secrets.iter().map(AsRef::as_ref)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fixtures;
-
-    /// An event-driven reconcile is looked at once more, and only once.
-    #[test]
-    fn each_reconcile_is_rechecked_once() {
-        let rechecks = Rechecks::default();
-        let mut process = fixtures::process("a1-web", "a1", "web");
-        process.metadata.uid = Some("uid-1".into());
-        let resync = Action::requeue(Duration::from_secs(300));
-        assert_eq!(
-            rechecks.settle(&process, resync.clone()),
-            Action::requeue(RECHECK)
-        );
-        assert_eq!(rechecks.settle(&process, resync.clone()), resync);
-        assert_eq!(rechecks.settle(&process, resync), Action::requeue(RECHECK));
     }
 }

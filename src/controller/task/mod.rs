@@ -12,7 +12,7 @@ use futures::StreamExt;
 use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
 use kube::{
     Api, Resource, ResourceExt,
-    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    api::{DeleteParams, Patch, PatchParams, PostParams},
     core::DeserializeGuard,
     runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
 };
@@ -173,9 +173,10 @@ async fn progress(
         &super::app::build::relationship_labels(&app, None),
     )
     .await?;
-    // The Job and Pod come from the API server: the event that woke us came on another watch
-    // than the caches', which may not hold it yet (and a missed RUNNING would never be seen).
-    let Some(job) = jobs.get_opt(&job_name).await? else {
+    // The Job and Pod from the caches: their changes wake us through the caches' feeds, so a
+    // RUNNING or an exit is never missed. A Job created by an earlier reconcile but not cached
+    // yet is created again, a harmless 409.
+    let Some(job) = ctx.caches.jobs.get(&ObjectRef::new(&job_name).within(namespace)) else {
         if next.state == Some(TaskState::Running) {
             next.state = Some(TaskState::Failed);
             next.failure_reason = Some("the task's Job was deleted".to_owned());
@@ -201,11 +202,8 @@ async fn progress(
         next.state = Some(TaskState::Pending);
         return Ok(());
     };
-    let selector = format!("{TASK_GUID}={}", task.name_any());
-    let pods = Api::<Pod>::namespaced(ctx.client.clone(), namespace)
-        .list(&ListParams::default().labels(&selector))
-        .await?;
-    let pods: Vec<&Pod> = pods.items.iter().collect();
+    let pods = super::pods_labelled(&ctx.caches, namespace, &[(TASK_GUID, &task.name_any())]);
+    let pods: Vec<&Pod> = pods.iter().map(AsRef::as_ref).collect();
     let (state, failure) = build::observe(&job, &pods);
     next.state = Some(state);
     next.failure_reason = failure;
