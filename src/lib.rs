@@ -6,5 +6,6 @@ pub mod controller;
 pub mod crd;
 pub mod dev;
 pub mod labels;
+pub mod watch;
 
 pub mod fixtures;

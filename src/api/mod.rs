@@ -31,6 +31,7 @@ use crate::crd::{
     CFApp, CFBuild, CFDomain, CFDroplet, CFOrg, CFPackage, CFProcess, CFRole, CFRoute, CFServiceBinding,
     CFServiceInstance, CFSpace, CFTask,
 };
+use crate::watch::Cacheable;
 
 /// Largest JSON body accepted (CF answers 413 beyond it).
 pub const MAX_JSON_BODY: usize = 1024 * 1024;
@@ -161,44 +162,22 @@ fn impersonating(client: &Client, identity: &auth::Identity) -> Client {
     Client::new(service, client.default_namespace())
 }
 
-/// What a reflector can cache.
-trait Cached:
-    kube::Resource<DynamicType = ()>
-    + Clone
-    + std::fmt::Debug
-    + serde::de::DeserializeOwned
-    + Send
-    + Sync
-    + 'static
-{
-}
-impl<K> Cached for K where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static
-{
-}
-
 /// Starts the caches; resolves once they hold a first view.
 pub async fn caches(client: &Client) -> Caches {
-    fn run<K: Cached>(
+    fn run<K: Cacheable>(
         client: &Client,
         config: watcher::Config,
     ) -> (Store<K>, futures::future::BoxFuture<'static, ()>) {
         start(client, config, None)
     }
-    fn counted<K: Cached>(
+    fn counted<K: Cacheable>(
         client: &Client,
         config: watcher::Config,
         generation: Arc<access::Generation>,
     ) -> (Store<K>, futures::future::BoxFuture<'static, ()>) {
         start(client, config, Some(generation))
     }
-    fn start<K: Cached>(
+    fn start<K: Cacheable>(
         client: &Client,
         config: watcher::Config,
         counted: Option<Arc<access::Generation>>,

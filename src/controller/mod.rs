@@ -46,7 +46,10 @@ use kube::{
 pub use error::{Error, Result};
 pub use feed::{Cached, Feed};
 
-use crate::labels::{MANAGED_BY, MANAGED_BY_VALUE};
+use crate::{
+    labels::{MANAGED_BY, MANAGED_BY_VALUE},
+    watch::Cacheable,
+};
 
 /// How the controller is configured.
 #[derive(Clone, Debug)]
@@ -216,66 +219,40 @@ impl Starter {
         }
     }
 
-    /// A cache of the objects of kind `K` that `config` selects.
-    fn cache<K>(&mut self, config: watcher::Config) -> Cached<K>
-    where
-        K: kube::Resource<DynamicType = ()>
-            + Clone
-            + std::fmt::Debug
-            + serde::de::DeserializeOwned
-            + Send
-            + Sync
-            + 'static,
-    {
+    /// A cache of the objects of kind `K` that `config` selects, with its feed.
+    fn cache<K: Cacheable>(&mut self, config: watcher::Config) -> Cached<K> {
         let (reader, writer) = reflector::store();
         let api: Api<K> = Api::all(self.client.clone());
-        let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
-        let feed = Feed::default();
-        let publisher = feed.clone();
-        self.tasks.push(Box::pin(async move {
-            stream
-                .for_each(|event| {
-                    if let Ok(event) = event {
-                        publisher.publish(&event);
-                    }
-                    futures::future::ready(())
-                })
-                .await;
-        }));
+        let feed = self.publish(reflector::reflector(
+            writer,
+            watcher(api, config).default_backoff(),
+        ));
         let ready = reader.clone();
         self.ready.push(Box::pin(async move {
             let _ = ready.wait_until_ready().await;
         }));
         Cached { store: reader, feed }
     }
-}
 
-impl Starter {
     /// A feed of the objects of kind `K` that `config` selects, with no cache behind it.
-    fn feed<K>(&mut self, config: watcher::Config) -> Feed<K>
-    where
-        K: kube::Resource<DynamicType = ()>
-            + Clone
-            + std::fmt::Debug
-            + serde::de::DeserializeOwned
-            + Send
-            + Sync
-            + 'static,
-    {
+    fn feed<K: Cacheable>(&mut self, config: watcher::Config) -> Feed<K> {
         let api: Api<K> = Api::all(self.client.clone());
-        let stream = watcher(api, config).default_backoff();
+        self.publish(watcher(api, config).default_backoff())
+    }
+
+    /// Runs `events` as a task, publishing each to the feed it returns.
+    fn publish<K: Cacheable>(
+        &mut self,
+        events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    ) -> Feed<K> {
         let feed = Feed::default();
         let publisher = feed.clone();
-        self.tasks.push(Box::pin(async move {
-            stream
-                .for_each(|event| {
-                    if let Ok(event) = event {
-                        publisher.publish(&event);
-                    }
-                    futures::future::ready(())
-                })
-                .await;
-        }));
+        self.tasks.push(Box::pin(events.for_each(move |event| {
+            if let Ok(event) = event {
+                publisher.publish(&event);
+            }
+            futures::future::ready(())
+        })));
         feed
     }
 }
