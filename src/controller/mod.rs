@@ -39,7 +39,7 @@ use k8s_openapi::api::{
     rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
 };
 use kube::{
-    Api, Client,
+    Api, Client, ResourceExt,
     runtime::{WatchStreamExt, controller::Action, reflector, watcher},
 };
 
@@ -197,6 +197,9 @@ pub fn pods_labelled(caches: &Caches, namespace: &str, labels: &[(&str, &str)]) 
         .collect()
 }
 
+/// kubectl's record of the object it last applied (client-side apply).
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// Watches only objects kubefoundry manages.
 pub fn managed() -> watcher::Config {
     watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGED_BY_VALUE}"))
@@ -223,10 +226,13 @@ impl Starter {
     fn cache<K: Cacheable>(&mut self, config: watcher::Config) -> Cached<K> {
         let (reader, writer) = reflector::store();
         let api: Api<K> = Api::all(self.client.clone());
-        let feed = self.publish(reflector::reflector(
-            writer,
-            watcher(api, config).default_backoff(),
-        ));
+        // Trimmed before caching: no reconciler reads managed fields or kubectl's copy of the
+        // last applied object, and at scale they are a large share of each object.
+        let events = watcher(api, config).default_backoff().modify(|o| {
+            o.managed_fields_mut().clear();
+            o.annotations_mut().remove(LAST_APPLIED);
+        });
+        let feed = self.publish(reflector::reflector(writer, events));
         let ready = reader.clone();
         self.ready.push(Box::pin(async move {
             let _ = ready.wait_until_ready().await;
