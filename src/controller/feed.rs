@@ -12,8 +12,9 @@
 //! was deleted before the subscriber read it, which can stall the controller's trigger stream.
 
 use std::{
+    collections::{HashMap, HashSet},
     ops::Deref,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex, PoisonError, RwLock},
 };
 
 use futures::{Stream, StreamExt, channel::mpsc};
@@ -113,7 +114,73 @@ impl<K: Clone + Send + Sync + 'static> Feed<K> {
     }
 }
 
-/// A cache and its feed. Reads go through the store (`Deref`).
+/// The names of a cache's objects by namespace, kept as the store is: a relist replaces it
+/// whole once the relist is done, so it never lists an object the store dropped for long.
+#[derive(Default)]
+struct Names {
+    by_namespace: HashMap<String, HashSet<String>>,
+    relisting: Option<HashMap<String, HashSet<String>>>,
+}
+
+/// The namespace index of a cache, updated by its reflector's task after the store.
+#[derive(Clone, Default)]
+pub struct NamespaceIndex(Arc<RwLock<Names>>);
+
+impl NamespaceIndex {
+    fn key<K: kube::Resource>(o: &K) -> (String, String) {
+        let meta = o.meta();
+        (
+            meta.namespace.clone().unwrap_or_default(),
+            meta.name.clone().unwrap_or_default(),
+        )
+    }
+
+    /// Records what the store has just applied.
+    pub fn apply<K: kube::Resource>(&self, event: &watcher::Event<K>) {
+        let mut names = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        match event {
+            watcher::Event::Apply(o) => {
+                let (ns, name) = Self::key(o);
+                names.by_namespace.entry(ns).or_default().insert(name);
+            }
+            watcher::Event::Delete(o) => {
+                let (ns, name) = Self::key(o);
+                if let Some(set) = names.by_namespace.get_mut(&ns) {
+                    set.remove(&name);
+                    if set.is_empty() {
+                        names.by_namespace.remove(&ns);
+                    }
+                }
+            }
+            watcher::Event::Init => names.relisting = Some(HashMap::new()),
+            watcher::Event::InitApply(o) => {
+                let (ns, name) = Self::key(o);
+                names
+                    .relisting
+                    .get_or_insert_with(HashMap::new)
+                    .entry(ns)
+                    .or_default()
+                    .insert(name);
+            }
+            watcher::Event::InitDone => {
+                names.by_namespace = names.relisting.take().unwrap_or_default();
+            }
+        }
+    }
+
+    fn names(&self, namespace: &str) -> Vec<String> {
+        let names = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        names
+            .by_namespace
+            .get(namespace)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A cache and its feed. Reads go through the store (`Deref`), or through
+/// [`Cached::in_namespace`] where only one namespace matters: at 10k objects a scan of the
+/// whole store per event or reconcile is what bounds the controller.
 pub struct Cached<K: kube::Resource + 'static>
 where
     K::DynamicType: std::hash::Hash + Eq + Clone,
@@ -122,6 +189,26 @@ where
     pub store: Store<K>,
     /// What the reflector applied or deleted, once the store holds it.
     pub feed: Feed<K>,
+    /// The store's names by namespace.
+    pub index: NamespaceIndex,
+}
+
+impl<K: kube::Resource<DynamicType = ()> + Clone + 'static> Cached<K> {
+    /// The cached objects in `namespace` (`""` for cluster-scoped ones).
+    pub fn in_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
+        self.index
+            .names(namespace)
+            .iter()
+            .filter_map(|name| {
+                let key = ObjectRef::new(name);
+                self.store.get(&if namespace.is_empty() {
+                    key
+                } else {
+                    key.within(namespace)
+                })
+            })
+            .collect()
+    }
 }
 
 impl<K: kube::Resource + 'static> Clone for Cached<K>
@@ -132,6 +219,7 @@ where
         Self {
             store: self.store.clone(),
             feed: self.feed.clone(),
+            index: self.index.clone(),
         }
     }
 }
@@ -217,6 +305,34 @@ mod tests {
         drop(feed);
         let refs: Vec<_> = owners.collect().await;
         assert_eq!(refs, [ObjectRef::new("web").within("ns")]);
+    }
+
+    #[test]
+    fn the_namespace_index_follows_applies_deletes_and_relists() {
+        let index = NamespaceIndex::default();
+        let named = |ns: &str| {
+            let mut names = index.names(ns);
+            names.sort();
+            names
+        };
+        index.apply(&watcher::Event::<ConfigMap>::Init);
+        index.apply(&watcher::Event::InitApply(config_map("a")));
+        assert!(
+            named("ns").is_empty(),
+            "a relist shows once it is done, as the store does"
+        );
+        index.apply(&watcher::Event::<ConfigMap>::InitDone);
+        index.apply(&watcher::Event::Apply(config_map("b")));
+        index.apply(&watcher::Event::Apply(config_map("b")));
+        assert_eq!(named("ns"), ["a", "b"]);
+        index.apply(&watcher::Event::Delete(config_map("a")));
+        assert_eq!(named("ns"), ["b"]);
+        // A relist that no longer holds `b` drops it.
+        index.apply(&watcher::Event::<ConfigMap>::Init);
+        index.apply(&watcher::Event::InitApply(config_map("c")));
+        index.apply(&watcher::Event::<ConfigMap>::InitDone);
+        assert_eq!(named("ns"), ["c"]);
+        assert!(named("other").is_empty());
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub mod unique;
 
 use std::{sync::Arc, time::Duration};
 
-use futures::{StreamExt, future::BoxFuture};
+use futures::{StreamExt, TryStreamExt, future::BoxFuture};
 use k8s_openapi::api::{
     apps::v1::Deployment,
     batch::v1::Job,
@@ -44,7 +44,7 @@ use kube::{
 };
 
 pub use error::{Error, Result};
-pub use feed::{Cached, Feed};
+pub use feed::{Cached, Feed, NamespaceIndex};
 
 use crate::{
     labels::{MANAGED_BY, MANAGED_BY_VALUE},
@@ -185,9 +185,8 @@ pub struct Context {
 pub fn pods_labelled(caches: &Caches, namespace: &str, labels: &[(&str, &str)]) -> Vec<Arc<Pod>> {
     caches
         .pods
-        .state()
+        .in_namespace(namespace)
         .into_iter()
-        .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
         .filter(|p| {
             let have = p.metadata.labels.as_ref();
             labels
@@ -232,12 +231,19 @@ impl Starter {
             o.managed_fields_mut().clear();
             o.annotations_mut().remove(LAST_APPLIED);
         });
-        let feed = self.publish(reflector::reflector(writer, events));
+        let index = NamespaceIndex::default();
+        let indexer = index.clone();
+        let events = reflector::reflector(writer, events).inspect_ok(move |event| indexer.apply(event));
+        let feed = self.publish(events);
         let ready = reader.clone();
         self.ready.push(Box::pin(async move {
             let _ = ready.wait_until_ready().await;
         }));
-        Cached { store: reader, feed }
+        Cached {
+            store: reader,
+            feed,
+            index,
+        }
     }
 
     /// A feed of the objects of kind `K` that `config` selects, with no cache behind it.

@@ -11,17 +11,20 @@
 use std::{
     cmp::Ordering,
     collections::HashMap,
-    sync::{Mutex, PoisonError},
+    sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
 use kube::{
     Resource, ResourceExt,
     core::DeserializeGuard,
-    runtime::{controller::Action, reflector::ObjectRef, reflector::Store},
+    runtime::{controller::Action, reflector::ObjectRef},
 };
 
-use super::status::{Want, merge};
+use super::{
+    Cached,
+    status::{Want, merge},
+};
 use crate::crd::{CFApp, CFOrg, CFRoute, CFServiceInstance, CFSpace, CommonStatus};
 
 /// The condition type.
@@ -42,6 +45,8 @@ pub trait Unique: Resource<DynamicType = ()> + Clone + Send + Sync + 'static {
     fn same_scope(&self, other: &Self) -> bool {
         self.meta().namespace == other.meta().namespace
     }
+    /// Whether the scope is wider than the namespace (then every cached object is a candidate).
+    const GLOBAL: bool = false;
     /// The status conditions are read from.
     fn common(&self) -> Option<&CommonStatus>;
 }
@@ -124,6 +129,7 @@ impl Unique for CFRoute {
     fn same_scope(&self, _: &Self) -> bool {
         true
     }
+    const GLOBAL: bool = true;
     fn common(&self) -> Option<&CommonStatus> {
         self.status.as_ref().map(|s| &s.common)
     }
@@ -169,9 +175,18 @@ pub fn older_holder<'a, K: Unique>(me: &K, others: impl IntoIterator<Item = &'a 
 }
 
 /// resolve: the holder `me` must yield its name to, from the cache of its kind.
-pub fn resolve<K: Unique>(me: &K, cache: &Store<K>) -> Option<K> {
-    let all = cache.state();
-    older_holder(me, all.iter().map(AsRef::as_ref)).cloned()
+pub fn resolve<K: Unique>(me: &K, cache: &Cached<K>) -> Option<K> {
+    let candidates = candidates(me, cache);
+    older_holder(me, candidates.iter().map(AsRef::as_ref)).cloned()
+}
+
+/// The cached objects that may share `me`'s scope: its namespace's, unless the scope is global.
+fn candidates<K: Unique>(me: &K, cache: &Cached<K>) -> Vec<Arc<K>> {
+    if K::GLOBAL {
+        cache.state()
+    } else {
+        cache.in_namespace(me.meta().namespace.as_deref().unwrap_or_default())
+    }
 }
 
 /// build: the condition for `me`, given the older holder of its name (if any).
@@ -221,11 +236,10 @@ fn reports_duplicate<K: Unique>(object: &K) -> bool {
 /// Each is marked in `woken` for a second look.
 pub fn siblings<K: Unique>(
     changed: &K,
-    cache: &Store<K>,
+    cache: &Cached<K>,
     woken: &Woken,
 ) -> Vec<ObjectRef<DeserializeGuard<K>>> {
-    let refs: Vec<_> = cache
-        .state()
+    let refs: Vec<_> = candidates(changed, cache)
         .iter()
         .filter(|o| !is_same_object(changed, o.as_ref()) && changed.same_scope(o))
         .filter(|o| changed.same_name(o) || reports_duplicate(o.as_ref()))

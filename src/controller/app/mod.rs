@@ -94,9 +94,9 @@ async fn reconcile(object: Arc<DeserializeGuard<CFApp>>, ctx: Arc<Context>) -> R
 fn processes_of(ctx: &Context, namespace: &str, app: &str) -> Vec<Arc<CFProcess>> {
     ctx.caches
         .processes
-        .state()
+        .in_namespace(namespace)
         .into_iter()
-        .filter(|p| p.namespace().as_deref() == Some(namespace) && p.spec.app_guid == app)
+        .filter(|p| p.spec.app_guid == app)
         .collect()
 }
 

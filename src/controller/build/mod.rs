@@ -15,15 +15,10 @@ use futures::StreamExt;
 use kube::{
     Api, ResourceExt,
     core::DeserializeGuard,
-    runtime::{
-        Controller,
-        controller::Action,
-        reflector::{ObjectRef, Store},
-        watcher,
-    },
+    runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
 };
 
-use super::{Context, Error, Result, adopt, names};
+use super::{Cached, Context, Error, Result, adopt, names};
 use crate::crd::{CFApp, CFBuild, CFDroplet, CFPackage, DropletState};
 
 /// Runs the CFBuild reconciler until `shutdown`.
@@ -67,14 +62,14 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
 
 /// Builds in `namespace` for which `keep` holds.
 fn matching(
-    builds: &Store<CFBuild>,
+    builds: &Cached<CFBuild>,
     namespace: Option<String>,
     keep: impl Fn(&CFBuild) -> bool,
 ) -> Vec<ObjectRef<DeserializeGuard<CFBuild>>> {
     builds
-        .state()
+        .in_namespace(namespace.as_deref().unwrap_or_default())
         .iter()
-        .filter(|b| b.namespace() == namespace && keep(b))
+        .filter(|b| keep(b))
         .map(|b| ObjectRef::new(&b.name_any()).within(&b.namespace().unwrap_or_default()))
         .collect()
 }

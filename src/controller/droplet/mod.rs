@@ -13,15 +13,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Resource, ResourceExt,
     core::DeserializeGuard,
-    runtime::{
-        Controller,
-        controller::Action,
-        reflector::{ObjectRef, Store},
-        watcher,
-    },
+    runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
 };
 
-use super::{Context, Error, Result, adopt};
+use super::{Cached, Context, Error, Result, adopt};
 use crate::crd::{CFApp, CFBuild, CFDroplet, CFDropletStatus};
 
 /// Runs the CFDroplet reconciler until `shutdown`.
@@ -71,14 +66,14 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
 
 /// Droplets in `namespace` for which `keep` holds.
 fn matching(
-    droplets: &Store<CFDroplet>,
+    droplets: &Cached<CFDroplet>,
     namespace: Option<String>,
     keep: impl Fn(&CFDroplet) -> bool,
 ) -> Vec<ObjectRef<DeserializeGuard<CFDroplet>>> {
     droplets
-        .state()
+        .in_namespace(namespace.as_deref().unwrap_or_default())
         .iter()
-        .filter(|d| d.namespace() == namespace && keep(d))
+        .filter(|d| keep(d))
         .map(|d| ObjectRef::new(&d.name_any()).within(&d.namespace().unwrap_or_default()))
         .collect()
 }

@@ -12,15 +12,10 @@ use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
     core::DeserializeGuard,
-    runtime::{
-        Controller,
-        controller::Action,
-        reflector::{ObjectRef, Store},
-        watcher,
-    },
+    runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
 };
 
-use super::{Context, Error, Result, adopt};
+use super::{Cached, Context, Error, Result, adopt};
 use crate::{
     crd::{CFApp, CFPackage, CFPackageStatus},
     labels::FIELD_MANAGER,
@@ -50,12 +45,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
 }
 
 /// The packages of `app`.
-fn of_app(packages: &Store<CFPackage>, app: &CFApp) -> Vec<ObjectRef<DeserializeGuard<CFPackage>>> {
-    let namespace = app.namespace();
+fn of_app(packages: &Cached<CFPackage>, app: &CFApp) -> Vec<ObjectRef<DeserializeGuard<CFPackage>>> {
     packages
-        .state()
+        .in_namespace(&app.namespace().unwrap_or_default())
         .iter()
-        .filter(|p| p.namespace() == namespace && p.spec.app_guid == app.name_any())
+        .filter(|p| p.spec.app_guid == app.name_any())
         .map(|p| ObjectRef::new(&p.name_any()).within(&p.namespace().unwrap_or_default()))
         .collect()
 }

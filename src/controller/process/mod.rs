@@ -31,9 +31,9 @@ type Ref = ObjectRef<DeserializeGuard<CFProcess>>;
 fn refs(caches: &Caches, namespace: Option<&str>, keep: impl Fn(&CFProcess) -> bool) -> Vec<Ref> {
     caches
         .processes
-        .state()
+        .in_namespace(namespace.unwrap_or_default())
         .into_iter()
-        .filter(|p| p.namespace().as_deref() == namespace && keep(p))
+        .filter(|p| keep(p))
         .map(|p| ObjectRef::new(&p.name_any()).within(&p.namespace().unwrap_or_default()))
         .collect()
 }
@@ -50,11 +50,8 @@ fn app_of_secret(caches: &Caches, secret: &Secret) -> Option<String> {
     if let Some(app) = secret.labels().get(APP_GUID) {
         return Some(app.clone());
     }
-    let apps = caches.apps.state();
-    if let Some(app) = apps
-        .iter()
-        .find(|a| a.namespace() == namespace && names::vcap_services(&a.name_any()) == name)
-    {
+    let apps = caches.apps.in_namespace(namespace.as_deref().unwrap_or_default());
+    if let Some(app) = apps.iter().find(|a| names::vcap_services(&a.name_any()) == name) {
         return Some(app.name_any());
     }
     caches
@@ -199,13 +196,7 @@ async fn apply(process: &CFProcess, ctx: &Context, namespace: &str) -> Result<()
         cached.as_deref(),
     )
     .await?;
-    let routes: Vec<Arc<CFRoute>> = ctx
-        .caches
-        .routes
-        .state()
-        .into_iter()
-        .filter(|r| r.namespace().as_deref() == Some(namespace))
-        .collect();
+    let routes: Vec<Arc<CFRoute>> = ctx.caches.routes.in_namespace(namespace);
     let routes: Vec<&CFRoute> = routes.iter().map(AsRef::as_ref).collect();
     let service_name = names::service(&process.spec.app_guid, &process.spec.process_type);
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
@@ -327,13 +318,12 @@ fn route_url(ctx: &Context, route: &CFRoute) -> Option<String> {
 pub fn resolve_runtime<'a>(ctx: &Context, app: &'a CFApp, droplet: &'a CFDroplet) -> AppRuntime<'a> {
     let namespace = app.namespace().unwrap_or_default();
     let guid = app.name_any();
-    let in_ns = |ns: Option<String>| ns.as_deref() == Some(namespace.as_str());
     let mut uris: Vec<String> = ctx
         .caches
         .routes
-        .state()
+        .in_namespace(&namespace)
         .iter()
-        .filter(|r| in_ns(r.namespace()) && r.spec.destinations.iter().any(|d| d.app_guid == guid))
+        .filter(|r| r.spec.destinations.iter().any(|d| d.app_guid == guid))
         .filter_map(|r| route_url(ctx, r))
         .collect();
     uris.sort();
@@ -343,9 +333,9 @@ pub fn resolve_runtime<'a>(ctx: &Context, app: &'a CFApp, droplet: &'a CFDroplet
     let bindings: Vec<Binding> = ctx
         .caches
         .service_bindings
-        .state()
+        .in_namespace(&namespace)
         .iter()
-        .filter(|b| in_ns(b.namespace()) && b.meta().deletion_timestamp.is_none())
+        .filter(|b| b.meta().deletion_timestamp.is_none())
         .filter(|b| b.spec.type_ == BindingType::App && b.spec.app_guid.as_deref() == Some(guid.as_str()))
         .filter_map(|b| {
             let secret_name = b.status.as_ref()?.secret_name.clone()?;

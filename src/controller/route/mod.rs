@@ -90,12 +90,9 @@ fn routes_on_domain(ctx: &Context, domain: &str) -> Vec<ObjectRef<Guarded>> {
 fn routes_to_app(ctx: &Context, namespace: &str, app: &str) -> Vec<ObjectRef<Guarded>> {
     ctx.caches
         .routes
-        .state()
+        .in_namespace(namespace)
         .iter()
-        .filter(|r| {
-            r.namespace().as_deref() == Some(namespace)
-                && r.spec.destinations.iter().any(|d| d.app_guid == app)
-        })
+        .filter(|r| r.spec.destinations.iter().any(|d| d.app_guid == app))
         .map(|r| ObjectRef::new(&r.name_any()).within(namespace))
         .collect()
 }
@@ -129,9 +126,9 @@ fn target(ctx: &Context, namespace: &str, app: &str, process_type: &str) -> buil
         || ctx
             .caches
             .processes
-            .state()
+            .in_namespace(namespace)
             .iter()
-            .any(|p| p.namespace().as_deref() == Some(namespace) && matches(p));
+            .any(|p| matches(p));
     if found {
         build::Target::Found
     } else {

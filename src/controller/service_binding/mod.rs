@@ -78,9 +78,9 @@ fn bindings_where(
 ) -> Vec<ObjectRef<Guarded>> {
     ctx.caches
         .service_bindings
-        .state()
+        .in_namespace(namespace)
         .iter()
-        .filter(|b| b.namespace().as_deref() == Some(namespace) && pred(b))
+        .filter(|b| pred(b))
         .map(|b| ObjectRef::new(&b.name_any()).within(namespace))
         .collect()
 }
@@ -164,11 +164,10 @@ async fn sync_vcap(
     let mut bindings: Vec<CFServiceBinding> = ctx
         .caches
         .service_bindings
-        .state()
+        .in_namespace(namespace)
         .iter()
         .filter(|b| {
-            b.namespace().as_deref() == Some(namespace)
-                && b.spec.type_ == BindingType::App
+            b.spec.type_ == BindingType::App
                 && b.spec.app_guid.as_deref() == Some(app.name_any().as_str())
                 && b.meta().deletion_timestamp.is_none()
                 && Some(b.name_any().as_str()) != exclude

@@ -64,12 +64,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
 pub fn instances_using(ctx: &Context, namespace: &str, secret: &str) -> Vec<ObjectRef<Guarded>> {
     ctx.caches
         .service_instances
-        .state()
+        .in_namespace(namespace)
         .iter()
-        .filter(|i| {
-            i.namespace().as_deref() == Some(namespace)
-                && i.spec.credentials.as_ref().is_some_and(|c| c.name == secret)
-        })
+        .filter(|i| i.spec.credentials.as_ref().is_some_and(|c| c.name == secret))
         .map(|i| ObjectRef::new(&i.name_any()).within(namespace))
         .collect()
 }

@@ -39,9 +39,9 @@ fn waiting(
 ) -> Vec<ObjectRef<DeserializeGuard<CFTask>>> {
     caches
         .tasks
-        .state()
+        .in_namespace(namespace.as_deref().unwrap_or_default())
         .into_iter()
-        .filter(|t| t.namespace() == namespace && t.spec.app_guid == app)
+        .filter(|t| t.spec.app_guid == app)
         .filter(|t| t.status.as_ref().and_then(|s| s.sequence_id).is_none())
         .map(|t| ObjectRef::new(&t.name_any()).within(&t.namespace().unwrap_or_default()))
         .collect()
