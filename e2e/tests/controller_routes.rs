@@ -396,6 +396,20 @@ async fn binding_a_user_provided_service_fills_vcap_services_and_unbinding_empti
 
     let ctl = restart_makes_no_writes(&tc, ctl).await;
 
+    // A binding Secret deleted by hand comes back at once (its deletion wakes the binding once
+    // the cache has dropped it, not after a resync).
+    let old = binding_secret.metadata.uid.clone();
+    secrets.delete("b1-binding", &Default::default()).await.unwrap();
+    eventually(
+        "the binding Secret to come back",
+        Duration::from_secs(10),
+        || async {
+            let secret = secrets.get_opt("b1-binding").await.ok()??;
+            (secret.metadata.uid != old).then_some(())
+        },
+    )
+    .await;
+
     // Unbinding removes the binding Secret and the app's last VCAP_SERVICES entry.
     tc.kubectl_ok(&[
         "delete",

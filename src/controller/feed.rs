@@ -52,11 +52,23 @@ impl<K: Clone + Send + Sync + 'static> Feed<K> {
             watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o) => o,
             watcher::Event::Init | watcher::Event::InitDone => return,
         };
-        let mut subscribers = self.subscribers.lock().unwrap_or_else(PoisonError::into_inner);
-        if subscribers.is_empty() {
-            return;
+        if self.has_subscribers() {
+            self.publish_object(Arc::new(object.clone()));
         }
-        let object = Arc::new(object.clone());
+    }
+
+    /// Whether anyone listens (publishing costs a copy of the object otherwise wasted).
+    pub fn has_subscribers(&self) -> bool {
+        !self
+            .subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
+    /// Publishes one object as it is cached.
+    pub fn publish_object(&self, object: Arc<K>) {
+        let mut subscribers = self.subscribers.lock().unwrap_or_else(PoisonError::into_inner);
         // A subscriber whose reconciler stopped is dropped.
         subscribers.retain(|tx| tx.unbounded_send(object.clone()).is_ok());
     }

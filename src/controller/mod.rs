@@ -181,6 +181,47 @@ pub struct Context {
     pub every_secret: Feed<Secret>,
 }
 
+impl Context {
+    /// Wakes for every Secret `mapper` relates: managed ones from the managed-Secret cache's
+    /// feed, so the reconcile reads a cache that holds the change (a deleted binding Secret is
+    /// then re-created, not skipped as still cached), the users' from the watch of every Secret.
+    pub fn secret_triggers<P, I>(
+        &self,
+        mapper: impl Fn(&Secret) -> I + Send + Sync + 'static,
+    ) -> impl futures::Stream<Item = kube::runtime::reflector::ObjectRef<P>> + Send + 'static
+    where
+        P: kube::Resource + 'static,
+        P::DynamicType: Send,
+        I: IntoIterator<Item = kube::runtime::reflector::ObjectRef<P>>,
+    {
+        let mapper = Arc::new(mapper);
+        let on_managed = mapper.clone();
+        let managed = self
+            .caches
+            .secrets
+            .feed
+            .triggers(move |s: &Secret| on_managed(s).into_iter().collect::<Vec<_>>());
+        let users = self.every_secret.triggers(move |s: &Secret| {
+            if is_managed(s) {
+                Vec::new()
+            } else {
+                mapper(s).into_iter().collect()
+            }
+        });
+        futures::stream::select(managed, users)
+    }
+}
+
+/// Whether kubefoundry manages `object` (the label the managed caches select on).
+pub fn is_managed(object: &impl kube::Resource) -> bool {
+    object
+        .meta()
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_BY))
+        .is_some_and(|v| v == MANAGED_BY_VALUE)
+}
+
 /// The cached Pods in `namespace` carrying every label of `labels`.
 pub fn pods_labelled(caches: &Caches, namespace: &str, labels: &[(&str, &str)]) -> Vec<Arc<Pod>> {
     caches
@@ -234,7 +275,7 @@ impl Starter {
         let index = NamespaceIndex::default();
         let indexer = index.clone();
         let events = reflector::reflector(writer, events).inspect_ok(move |event| indexer.apply(event));
-        let feed = self.publish(events);
+        let feed = self.publish(events, Some(reader.clone()));
         let ready = reader.clone();
         self.ready.push(Box::pin(async move {
             let _ = ready.wait_until_ready().await;
@@ -249,19 +290,35 @@ impl Starter {
     /// A feed of the objects of kind `K` that `config` selects, with no cache behind it.
     fn feed<K: Cacheable>(&mut self, config: watcher::Config) -> Feed<K> {
         let api: Api<K> = Api::all(self.client.clone());
-        self.publish(watcher(api, config).default_backoff())
+        self.publish(watcher(api, config).default_backoff(), None)
     }
 
-    /// Runs `events` as a task, publishing each to the feed it returns.
+    /// Runs `events` as a task, publishing each to the feed it returns. With a `store` (which
+    /// the events have already been applied to), a relist is published once it is done: the
+    /// store takes a relist in whole at its end, so an object published earlier would wake a
+    /// reconcile that reads the store from before the relist.
     fn publish<K: Cacheable>(
         &mut self,
         events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+        store: Option<reflector::Store<K>>,
     ) -> Feed<K> {
         let feed = Feed::default();
         let publisher = feed.clone();
+        let kind = K::kind(&());
         self.tasks.push(Box::pin(events.for_each(move |event| {
-            if let Ok(event) = event {
-                publisher.publish(&event);
+            match (event, &store) {
+                (Ok(watcher::Event::InitApply(_)), Some(_)) => {}
+                (Ok(watcher::Event::InitDone), Some(store)) => {
+                    if publisher.has_subscribers() {
+                        store
+                            .state()
+                            .into_iter()
+                            .for_each(|o| publisher.publish_object(o));
+                    }
+                }
+                (Ok(event), _) => publisher.publish(&event),
+                // The watcher retries with backoff; until then nothing of this kind wakes anyone.
+                (Err(e), _) => tracing::warn!(kind = %kind, error = %e, "watch failed"),
             }
             futures::future::ready(())
         })));

@@ -31,7 +31,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .with_config(super::runtime_config(&ctx))
         // Every Secret, not only managed ones: credentials Secrets are the user's and unlabelled.
         // A change to one (or to a pull Secret the droplet owns) rebuilds the pull Secret.
-        .reconcile_on(ctx.every_secret.triggers(move |s: &Secret| {
+        .reconcile_on(ctx.secret_triggers(move |s: &Secret| {
             let name = s.name_any();
             let owner = s
                 .owner_references()

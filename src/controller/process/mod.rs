@@ -56,9 +56,8 @@ fn app_of_secret(caches: &Caches, secret: &Secret) -> Option<String> {
     }
     caches
         .service_bindings
-        .state()
+        .in_namespace(namespace.as_deref().unwrap_or_default())
         .into_iter()
-        .filter(|b| b.namespace() == namespace)
         .find(|b| b.status.as_ref().and_then(|s| s.secret_name.as_deref()) == Some(name.as_str()))
         .and_then(|b| b.spec.app_guid.clone())
 }

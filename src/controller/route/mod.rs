@@ -224,15 +224,14 @@ async fn plan(
 
 /// Deletes the route's Ingresses and TLS copies other than `keep`.
 async fn prune(ctx: &Context, route: &CFRoute, keep: &[String]) -> Result<()> {
-    let namespace = route.namespace();
+    let namespace = route.namespace().unwrap_or_default();
     let name = route.name_any();
-    let ours = |meta: &kube::api::ObjectMeta| {
-        meta.namespace == namespace && meta.labels.as_ref().and_then(|l| l.get(ROUTE_GUID)) == Some(&name)
-    };
+    let ours =
+        |meta: &kube::api::ObjectMeta| meta.labels.as_ref().and_then(|l| l.get(ROUTE_GUID)) == Some(&name);
     let ingresses: Vec<_> = ctx
         .caches
         .ingresses
-        .state()
+        .in_namespace(&namespace)
         .into_iter()
         .filter(|i| ours(&i.metadata))
         .collect();
@@ -246,7 +245,7 @@ async fn prune(ctx: &Context, route: &CFRoute, keep: &[String]) -> Result<()> {
     let secrets: Vec<_> = ctx
         .caches
         .secrets
-        .state()
+        .in_namespace(&namespace)
         .into_iter()
         .filter(|s| ours(&s.metadata))
         .collect();

@@ -39,13 +39,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let (on_secret, on_instance, on_app) = (ctx.clone(), ctx.clone(), ctx.clone());
     Controller::new(api, watcher::Config::default())
         .with_config(super::runtime_config(&ctx))
-        // One watch on every Secret covers the three that matter: a binding's own Secret, an
-        // app's VCAP_SERVICES Secret (any write re-checks all the app's bindings, so two
-        // bindings computed from a lagging cache converge), and a user's credentials Secret.
-        .reconcile_on(
-            ctx.every_secret
-                .triggers(move |secret: &Secret| secret_to_bindings(&on_secret, secret)),
-        )
+        // Three Secrets matter: a binding's own Secret, an app's VCAP_SERVICES Secret (any
+        // write re-checks all the app's bindings, so two bindings computed from a lagging cache
+        // converge), and a user's credentials Secret.
+        .reconcile_on(ctx.secret_triggers(move |secret: &Secret| secret_to_bindings(&on_secret, secret)))
         .reconcile_on(
             ctx.caches
                 .service_instances
