@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use kube::{
     Api, Resource, ResourceExt,
-    api::PostParams,
+    api::{ListParams, PostParams},
     core::DeserializeGuard,
     runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
 };
@@ -104,9 +104,7 @@ async fn apply(app: &CFApp, ctx: &Context, namespace: &str) -> Result<()> {
     // resolve: without a usable droplet the app still gets its web process, and reports why
     // nothing runs
     let droplet = resolve_droplet(ctx, app, app.spec.current_droplet_guid.as_deref());
-    // A process created by an earlier reconcile may not be cached yet: creating it again is a
-    // harmless 409.
-    let existing = processes_of(ctx, namespace, &app.name_any());
+    let mut existing = processes_of(ctx, namespace, &app.name_any());
     // build (pure)
     let types = build::process_types(droplet.as_deref().ok());
     // apply
@@ -116,10 +114,24 @@ async fn apply(app: &CFApp, ctx: &Context, namespace: &str) -> Result<()> {
         super::adopt::adopt(&api, process, app, &labels).await?;
     }
     // Matched by type, not name: a kubectl-made process may have any name.
-    let missing = types
-        .iter()
-        .filter(|t| !existing.iter().any(|p| &p.spec.process_type == *t));
-    for process_type in missing {
+    let missing = |existing: &[Arc<CFProcess>]| -> Vec<&String> {
+        types
+            .iter()
+            .filter(|t| !existing.iter().any(|p| &p.spec.process_type == *t))
+            .collect()
+    };
+    if !missing(&existing).is_empty() {
+        // Before creating, ask the API server: a process just made with another name may not be
+        // cached yet, and ours would then run beside it. Only apps lacking a process pay this.
+        existing = api
+            .list(&ListParams::default().fields(&format!("spec.appGuid={}", app.name_any())))
+            .await?
+            .items
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+    }
+    for process_type in missing(&existing) {
         let params = PostParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PostParams::default()
