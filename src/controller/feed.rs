@@ -126,17 +126,10 @@ impl<K: Clone + Send + Sync + 'static> Feed<K> {
     }
 }
 
-/// The names of a cache's objects by namespace, kept as the store is: a relist replaces it
-/// whole once the relist is done, so it never lists an object the store dropped for long.
-#[derive(Default)]
-struct Names {
-    by_namespace: HashMap<String, HashSet<String>>,
-    relisting: Option<HashMap<String, HashSet<String>>>,
-}
-
-/// The namespace index of a cache, updated by its reflector's task after the store.
+/// The names of a cache's objects by namespace, updated by its reflector's task after the
+/// store: each applied or deleted object, and the whole store once a relist is done.
 #[derive(Clone, Default)]
-pub struct NamespaceIndex(Arc<RwLock<Names>>);
+pub struct NamespaceIndex(Arc<RwLock<HashMap<String, HashSet<String>>>>);
 
 impl NamespaceIndex {
     fn key<K: kube::Resource>(o: &K) -> (String, String) {
@@ -147,43 +140,41 @@ impl NamespaceIndex {
         )
     }
 
-    /// Records what the store has just applied.
+    /// Records an object the store has just applied or deleted. Relist events are not
+    /// indexed one by one: the store holds a relist only once it is done ([`Self::replace`]).
     pub fn apply<K: kube::Resource>(&self, event: &watcher::Event<K>) {
         let mut names = self.0.write().unwrap_or_else(PoisonError::into_inner);
         match event {
             watcher::Event::Apply(o) => {
                 let (ns, name) = Self::key(o);
-                names.by_namespace.entry(ns).or_default().insert(name);
+                names.entry(ns).or_default().insert(name);
             }
             watcher::Event::Delete(o) => {
                 let (ns, name) = Self::key(o);
-                if let Some(set) = names.by_namespace.get_mut(&ns) {
+                if let Some(set) = names.get_mut(&ns) {
                     set.remove(&name);
                     if set.is_empty() {
-                        names.by_namespace.remove(&ns);
+                        names.remove(&ns);
                     }
                 }
             }
-            watcher::Event::Init => names.relisting = Some(HashMap::new()),
-            watcher::Event::InitApply(o) => {
-                let (ns, name) = Self::key(o);
-                names
-                    .relisting
-                    .get_or_insert_with(HashMap::new)
-                    .entry(ns)
-                    .or_default()
-                    .insert(name);
-            }
-            watcher::Event::InitDone => {
-                names.by_namespace = names.relisting.take().unwrap_or_default();
-            }
+            watcher::Event::Init | watcher::Event::InitApply(_) | watcher::Event::InitDone => {}
         }
+    }
+
+    /// Indexes exactly `objects`: the store's content after a relist.
+    pub fn replace<K: kube::Resource>(&self, objects: &[Arc<K>]) {
+        let mut fresh: HashMap<String, HashSet<String>> = HashMap::new();
+        for o in objects {
+            let (ns, name) = Self::key(o.as_ref());
+            fresh.entry(ns).or_default().insert(name);
+        }
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = fresh;
     }
 
     fn names(&self, namespace: &str) -> Vec<String> {
         let names = self.0.read().unwrap_or_else(PoisonError::into_inner);
         names
-            .by_namespace
             .get(namespace)
             .map(|set| set.iter().cloned().collect())
             .unwrap_or_default()
@@ -334,6 +325,7 @@ mod tests {
             "a relist shows once it is done, as the store does"
         );
         index.apply(&watcher::Event::<ConfigMap>::InitDone);
+        index.replace(&[Arc::new(config_map("a"))]);
         index.apply(&watcher::Event::Apply(config_map("b")));
         index.apply(&watcher::Event::Apply(config_map("b")));
         assert_eq!(named("ns"), ["a", "b"]);
@@ -342,7 +334,8 @@ mod tests {
         // A relist that no longer holds `b` drops it.
         index.apply(&watcher::Event::<ConfigMap>::Init);
         index.apply(&watcher::Event::InitApply(config_map("c")));
-        index.apply(&watcher::Event::<ConfigMap>::InitDone);
+        assert_eq!(named("ns"), ["b"], "the old view stands until the relist is done");
+        index.replace(&[Arc::new(config_map("c"))]);
         assert_eq!(named("ns"), ["c"]);
         assert!(named("other").is_empty());
     }

@@ -30,7 +30,7 @@ pub mod unique;
 
 use std::{sync::Arc, time::Duration};
 
-use futures::{StreamExt, TryStreamExt, future::BoxFuture};
+use futures::{StreamExt, future::BoxFuture};
 use k8s_openapi::api::{
     apps::v1::Deployment,
     batch::v1::Job,
@@ -273,9 +273,10 @@ impl Starter {
             o.annotations_mut().remove(LAST_APPLIED);
         });
         let index = NamespaceIndex::default();
-        let indexer = index.clone();
-        let events = reflector::reflector(writer, events).inspect_ok(move |event| indexer.apply(event));
-        let feed = self.publish(events, Some(reader.clone()));
+        let feed = self.publish(
+            reflector::reflector(writer, events),
+            Some((reader.clone(), index.clone())),
+        );
         let ready = reader.clone();
         self.ready.push(Box::pin(async move {
             let _ = ready.wait_until_ready().await;
@@ -293,30 +294,35 @@ impl Starter {
         self.publish(watcher(api, config).default_backoff(), None)
     }
 
-    /// Runs `events` as a task, publishing each to the feed it returns. With a `store` (which
-    /// the events have already been applied to), a relist is published once it is done: the
-    /// store takes a relist in whole at its end, so an object published earlier would wake a
-    /// reconcile that reads the store from before the relist.
+    /// Runs `events` as a task, publishing each to the feed it returns. With a cache (whose
+    /// store the events have already been applied to), its index follows the store, and a
+    /// relist is indexed and published once it is done: the store takes a relist in whole at
+    /// its end, so an object published earlier would wake a reconcile that reads the store
+    /// from before the relist.
     fn publish<K: Cacheable>(
         &mut self,
         events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-        store: Option<reflector::Store<K>>,
+        cache: Option<(reflector::Store<K>, NamespaceIndex)>,
     ) -> Feed<K> {
         let feed = Feed::default();
         let publisher = feed.clone();
         let kind = K::kind(&());
         self.tasks.push(Box::pin(events.for_each(move |event| {
-            match (event, &store) {
-                (Ok(watcher::Event::InitApply(_)), Some(_)) => {}
-                (Ok(watcher::Event::InitDone), Some(store)) => {
+            match (event, &cache) {
+                (Ok(watcher::Event::Init | watcher::Event::InitApply(_)), Some(_)) => {}
+                (Ok(watcher::Event::InitDone), Some((store, index))) => {
+                    let objects = store.state();
+                    index.replace(&objects);
                     if publisher.has_subscribers() {
-                        store
-                            .state()
-                            .into_iter()
-                            .for_each(|o| publisher.publish_object(o));
+                        objects.into_iter().for_each(|o| publisher.publish_object(o));
                     }
                 }
-                (Ok(event), _) => publisher.publish(&event),
+                (Ok(event), cache) => {
+                    if let Some((_, index)) = cache {
+                        index.apply(&event);
+                    }
+                    publisher.publish(&event);
+                }
                 // The watcher retries with backoff; until then nothing of this kind wakes anyone.
                 (Err(e), _) => tracing::warn!(kind = %kind, error = %e, "watch failed"),
             }
